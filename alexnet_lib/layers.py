@@ -1,0 +1,228 @@
+"""The two layers AlexNet needs that Keras does not ship in a usable form.
+
+* :class:`LocalResponseNormalization` -- the paper's section 3.3 brightness
+  normalization, always computed in float32 (TensorFlow has no bfloat16 LRN kernel
+  and the op fails under XLA in float16/bfloat16).
+* :class:`TowerConv2D` -- the paper's two-GPU "towers": the input channels are split
+  into ``towers`` equal groups and each group is convolved by its own kernels, so
+  every output map sees only the maps of its own tower.  It is a split, one plain
+  convolution per tower and a concatenation, which trains faster on CPU than both the
+  ungrouped convolution (fewer FLOPs) and Keras ``Conv2D(groups=2)`` (which always
+  goes through XLA on the TensorFlow backend and is 2-3x slower there).
+
+Both layers are registered Keras serializables, so a model using them saves to
+``.keras`` and loads back with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+PACKAGE = "alexnet_lib"
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return value
+
+
+def _fresh_initializer(initializer, offset: int):
+    """A new instance of ``initializer`` with its own random stream.
+
+    A Keras 3 random initializer draws the same values on every call of one instance,
+    so each tower needs its own (a fixed seed is offset per tower for the same reason).
+    """
+    config = keras.initializers.serialize(initializer)
+    seed = config.get("config", {}).get("seed") if isinstance(config, dict) else None
+    if isinstance(seed, int):
+        config["config"]["seed"] = seed + offset
+    return keras.initializers.get(config)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalization across channels (Krizhevsky et al. 2012, sec. 3.3).
+
+    ``b[..., i] = a[..., i] / (k + alpha * sum_j a[..., j]^2) ** beta``, the sum running
+    over the ``n`` channels centred on ``i`` (clipped at the first and last channel).
+    Note that ``alpha`` multiplies the plain sum, as in the paper and in TensorFlow; Caffe
+    divides it by ``n`` first, so Caffe's ``alpha`` is ``n`` times this one.
+
+    The layer's dtype defaults to ``"float32"``: inside a mixed-precision model its
+    input is cast up to float32 and its output stays float32 (the next layer casts it
+    back down).
+
+    Args:
+        k: the additive constant (paper: 2).
+        n: the number of adjacent channels summed over, odd (paper: 5).
+        alpha: the scale of the sum of squares (paper: 1e-4).
+        beta: the exponent (paper: 0.75).
+        groups: normalize each of ``groups`` equal channel groups separately, so the
+            window never crosses a tower boundary (2 in a two-tower model, as on the
+            paper's two GPUs).
+    """
+
+    def __init__(self, k=2.0, n=5, alpha=1e-4, beta=0.75, groups=1, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        _check_positive_int("n", n)
+        if n % 2 == 0:
+            raise ValueError(f"`n` must be odd so the window is centred on a channel. Received: n={n}")
+        for name, value in (("k", k), ("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        self.k = float(k)
+        self.n = int(n)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.groups = _check_positive_int("groups", groups)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is not None and channels % self.groups:
+            raise ValueError(
+                f"{self.name}: {channels} channels do not split into groups={self.groups}."
+            )
+        super().build(input_shape)
+
+    def _lrn(self, x):
+        return tf.nn.local_response_normalization(
+            x, depth_radius=self.n // 2, bias=self.k, alpha=self.alpha, beta=self.beta
+        )
+
+    def call(self, inputs):
+        if self.groups == 1:
+            return self._lrn(inputs)
+        parts = tf.split(inputs, self.groups, axis=-1)
+        return tf.concat([self._lrn(p) for p in parts], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(k=self.k, n=self.n, alpha=self.alpha, beta=self.beta, groups=self.groups)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TowerConv2D(keras.layers.Layer):
+    """A convolution split into independent towers (the paper's two-GPU layers).
+
+    The input's channels are split into ``towers`` equal groups; tower ``t`` convolves
+    group ``t`` with ``filters // towers`` kernels of its own; the outputs are
+    concatenated in tower order.  It computes exactly what ``Conv2D(groups=towers)``
+    computes, with ``1/towers`` of the ungrouped layer's weights and FLOPs.
+
+    Each tower is a plain ``keras.layers.Conv2D`` sub-layer named
+    ``f"{name}_tower{t + 1}"`` (so ``conv2_tower1`` and ``conv2_tower2``), holding its
+    own kernel of shape ``(kh, kw, in_channels // towers, filters // towers)``.
+
+    Args:
+        filters: output channels over all towers; divisible by ``towers``.
+        kernel_size: int or pair.
+        strides: int or pair.
+        padding: ``"valid"`` or ``"same"``.
+        towers: number of towers (the paper: 2).
+        activation: applied per tower (elementwise, so the same as after the concat).
+        kernel_initializer, bias_initializer, kernel_regularizer: as for ``Conv2D``.
+        tower_devices: optional list of ``towers`` device names (e.g.
+            ``["/GPU:0", "/GPU:1"]``); each tower's ops run under ``tf.device`` of its
+            own entry. ``None`` leaves placement to TensorFlow.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        towers=2,
+        activation=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        tower_devices=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.towers = _check_positive_int("towers", towers)
+        self.filters = _check_positive_int("filters", filters)
+        if filters % towers:
+            raise ValueError(
+                f"`filters` must be divisible by towers={towers}. Received: filters={filters}"
+            )
+        if tower_devices is not None and len(tower_devices) != towers:
+            raise ValueError(
+                f"`tower_devices` needs one device per tower ({towers}). "
+                f"Received: tower_devices={tower_devices!r}"
+            )
+        self.tower_devices = list(tower_devices) if tower_devices is not None else None
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.convs = [
+            keras.layers.Conv2D(
+                filters // towers,
+                kernel_size,
+                strides=strides,
+                padding=padding,
+                activation=activation,
+                kernel_initializer=_fresh_initializer(self.kernel_initializer, t),
+                bias_initializer=_fresh_initializer(self.bias_initializer, t),
+                kernel_regularizer=self.kernel_regularizer,
+                dtype=self.dtype_policy,
+                name=f"{self.name}_tower{t + 1}",
+            )
+            for t in range(towers)
+        ]
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.towers:
+            raise ValueError(
+                f"{self.name}: input channels must be known and divisible by "
+                f"towers={self.towers}. Received: input_shape={tuple(input_shape)}"
+            )
+        tower_shape = tuple(input_shape[:-1]) + (channels // self.towers,)
+        for conv in self.convs:
+            conv.build(tower_shape)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        parts = tf.split(inputs, self.towers, axis=-1)
+        outputs = []
+        for t, (conv, part) in enumerate(zip(self.convs, parts)):
+            if self.tower_devices is None:
+                outputs.append(conv(part))
+            else:
+                with tf.device(self.tower_devices[t]):
+                    outputs.append(conv(part))
+        return tf.concat(outputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        tower_shape = tuple(input_shape[:-1]) + (input_shape[-1] // self.towers,)
+        shape = self.convs[0].compute_output_shape(tower_shape)
+        return tuple(shape[:-1]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            towers=self.towers,
+            activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+            tower_devices=self.tower_devices,
+        )
+        return config

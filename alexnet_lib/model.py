@@ -1,0 +1,387 @@
+"""AlexNet and its named presets.
+
+Reference:
+    Alex Krizhevsky, Ilya Sutskever, Geoffrey E. Hinton. "ImageNet Classification with
+    Deep Convolutional Neural Networks". NIPS 2012.
+
+``build_alexnet(preset, **overrides)`` builds an uncompiled ``keras.Model`` from a named
+:class:`Preset`; every field of the preset can be overridden by keyword, so the paper's
+ablations (no LRN, non-overlapping pooling, tanh, one tower) are parameters, not code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+
+from .layers import LocalResponseNormalization, TowerConv2D
+
+POOLS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
+ACTIVATIONS = ("relu", "tanh")
+INITS = ("paper", "he")
+PADDINGS = ("valid", "same")
+# Layers whose bias the paper initializes to 1 ("accelerates the early stages of
+# learning by providing the ReLUs with positive inputs", section 5).
+PAPER_UNIT_BIAS = ("conv2", "conv4", "conv5", "fc6", "fc7")
+TOWER_LAYERS = ("conv2", "conv4", "conv5")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named AlexNet configuration; every field is an override of ``build_alexnet``.
+
+    Attributes:
+        name: the preset's name.
+        description: purpose, input, and the expected training speed.
+        image_size: side of the square RGB input, in pixels.
+        num_classes: outputs of the ``predictions`` softmax.
+        conv1_filters, conv1_kernel, conv1_stride, conv1_padding: the first layer.
+        conv2_kernel: kernel side of conv2 (conv3-conv5 are 3x3).
+        conv_filters: output channels of conv2, conv3, conv4, conv5.
+        fc_units: width of fc6 and fc7.
+        towers: split conv2, conv4, conv5 (and the LRN windows) into two towers that
+            see only their own half of the channels, as on the paper's two GPUs.
+        lrn: local response normalization after conv1 and conv2.
+        pool: ``"overlapping"`` (3x3, stride 2, the paper) or ``"non-overlapping"``
+            (2x2, stride 2, the paper's ablation).
+        activation: ``"relu"`` (the paper) or ``"tanh"`` (its Figure 1 comparison).
+        dropout: dropout rate after fc6 and fc7 (the paper: 0.5).
+        init: ``"paper"`` (weights N(0, 0.01), bias 1 in conv2/4/5 and fc6/fc7, else 0)
+            or ``"he"`` (He-normal weights, zero biases, Glorot-uniform classifier).
+    """
+
+    name: str
+    description: str
+    image_size: int
+    num_classes: int
+    conv1_filters: int
+    conv1_kernel: int
+    conv1_stride: int
+    conv1_padding: str
+    conv2_kernel: int
+    conv_filters: tuple[int, int, int, int]
+    fc_units: int
+    towers: bool = True
+    lrn: bool = True
+    pool: str = "overlapping"
+    activation: str = "relu"
+    dropout: float = 0.5
+    init: str = "paper"
+
+    def replace(self, **overrides) -> "Preset":
+        """A copy with ``overrides`` applied and validated."""
+        unknown = sorted(set(overrides) - OVERRIDABLE)
+        if unknown:
+            raise ValueError(
+                f"Unknown AlexNet override(s) {unknown}. Valid overrides: {sorted(OVERRIDABLE)}."
+            )
+        if "conv_filters" in overrides and overrides["conv_filters"] is not None:
+            overrides["conv_filters"] = tuple(overrides["conv_filters"])
+        preset = dataclasses.replace(self, **overrides)
+        preset.validate()
+        return preset
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples), for YAML/JSON run configs."""
+        d = dataclasses.asdict(self)
+        d["conv_filters"] = list(self.conv_filters)
+        return d
+
+    def _raw_sizes(self, image_size: int) -> dict[str, int]:
+        pool_size, pool_stride = POOLS[self.pool]
+        if self.conv1_padding == "same":
+            conv1 = -(-image_size // self.conv1_stride)
+        else:
+            conv1 = (image_size - self.conv1_kernel) // self.conv1_stride + 1
+        sizes = {"image": image_size, "conv1": conv1}
+        sizes["pool1"] = (sizes["conv1"] - pool_size) // pool_stride + 1
+        sizes["conv2"] = sizes["pool1"]
+        sizes["pool2"] = (sizes["conv2"] - pool_size) // pool_stride + 1
+        sizes["conv3"] = sizes["conv4"] = sizes["conv5"] = sizes["pool2"]
+        sizes["pool5"] = (sizes["conv5"] - pool_size) // pool_stride + 1
+        return sizes
+
+    def min_image_size(self) -> int:
+        """The smallest input side for which every layer's output is at least 1x1."""
+        size = 1
+        while min(self._raw_sizes(size).values()) < 1:
+            size += 1
+        return size
+
+    def feature_sizes(self) -> dict[str, int]:
+        """Spatial side of each layer's output, from the input to ``pool5``.
+
+        Raises:
+            ValueError: if ``image_size`` is too small for the conv stack.
+        """
+        sizes = self._raw_sizes(self.image_size)
+        if min(sizes.values()) < 1:
+            pool_size, pool_stride = POOLS[self.pool]
+            raise ValueError(
+                f"image_size={self.image_size} is too small for the {self.name!r} conv stack "
+                f"(conv1 {self.conv1_kernel}x{self.conv1_kernel}/{self.conv1_stride} "
+                f"{self.conv1_padding}, three {pool_size}x{pool_size}/{pool_stride} pools): "
+                f"use image_size >= {self.min_image_size()}. Received: image_size={self.image_size}"
+            )
+        return sizes
+
+    def validate(self) -> None:
+        """Check every field; raise one ValueError naming the bad value."""
+
+        def positive_int(field, value):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{field}` must be a positive integer. Received: {field}={value!r}")
+
+        for field in ("image_size", "conv1_filters", "conv1_kernel", "conv1_stride",
+                      "conv2_kernel", "fc_units"):
+            positive_int(field, getattr(self, field))
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or (
+            self.num_classes < 2
+        ):
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2. Received: num_classes={self.num_classes!r}"
+            )
+        if len(self.conv_filters) != 4:
+            raise ValueError(
+                "`conv_filters` lists the channels of conv2..conv5 (4 integers). "
+                f"Received: conv_filters={self.conv_filters!r}"
+            )
+        for f in self.conv_filters:
+            positive_int("conv_filters", f)
+        if not isinstance(self.towers, bool):
+            raise ValueError(f"`towers` must be True or False. Received: towers={self.towers!r}")
+        if not isinstance(self.lrn, bool):
+            raise ValueError(f"`lrn` must be True or False. Received: lrn={self.lrn!r}")
+        if self.towers:
+            odd = {
+                name: value
+                for name, value in [("conv1_filters", self.conv1_filters)]
+                + list(zip(("conv2", "conv3", "conv4", "conv5"), self.conv_filters))
+                if value % 2
+            }
+            if odd:
+                raise ValueError(
+                    f"towers=True splits channels in two, so these must be even. Received: {odd}"
+                )
+        if self.pool not in POOLS:
+            raise ValueError(f"`pool` must be one of {sorted(POOLS)}. Received: pool={self.pool!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {list(ACTIVATIONS)}. "
+                f"Received: activation={self.activation!r}"
+            )
+        if self.init not in INITS:
+            raise ValueError(f"`init` must be one of {list(INITS)}. Received: init={self.init!r}")
+        if self.conv1_padding not in PADDINGS:
+            raise ValueError(
+                f"`conv1_padding` must be one of {list(PADDINGS)}. "
+                f"Received: conv1_padding={self.conv1_padding!r}"
+            )
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, (int, float))
+            or not 0.0 <= self.dropout < 1.0
+        ):
+            raise ValueError(
+                f"`dropout` must be a rate in [0, 1). Received: dropout={self.dropout!r}"
+            )
+        self.feature_sizes()
+
+
+OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description"}
+
+_PAPER = Preset(
+    name="paper",
+    description=(
+        "The paper's ImageNet network: 227x227x3 input, 1000 classes, two towers in "
+        "conv2/conv4/conv5, LRN after conv1 and conv2, 3x3 stride-2 pools, fc6/fc7 4096 "
+        "with dropout 0.5, the paper's init. 60,965,224 parameters. Training speed on 2 CPU "
+        "cores (float32, batch 64): about 35-40 images/s (docs/benchmarks.md)."
+    ),
+    image_size=227,
+    num_classes=1000,
+    conv1_filters=96,
+    conv1_kernel=11,
+    conv1_stride=4,
+    conv1_padding="valid",
+    conv2_kernel=5,
+    conv_filters=(256, 384, 384, 256),
+    fc_units=4096,
+)
+
+PRESETS: dict[str, Preset] = {
+    "paper": _PAPER,
+    "seed": dataclasses.replace(
+        _PAPER,
+        name="seed",
+        description=(
+            "The seed project's CIFAR-10 experiment: CIFAR images upsampled to the paper's "
+            "227x227 input, 10 classes, otherwise the paper's network -- with the paper's "
+            "padding, so conv5 stays 13x13 (the seed's VALID padding shrank it to 1x1). "
+            "56,909,194 parameters; trains at about the `paper` preset's speed."
+        ),
+        num_classes=10,
+    ),
+    "cifar": Preset(
+        name="cifar",
+        description=(
+            "AlexNet's topology (5 conv + 3 FC, ReLU, LRN after conv1/conv2, overlapping "
+            "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
+            "CIFAR-10's native 32x32 input: conv1 5x5/1, 64-128-192-192-128 maps, fc 512. "
+            "The default for CPU runs: trains at >= 150 images/s on 2 CPU cores "
+            "(docs/benchmarks.md)."
+        ),
+        image_size=32,
+        num_classes=10,
+        conv1_filters=64,
+        conv1_kernel=5,
+        conv1_stride=1,
+        conv1_padding="same",
+        conv2_kernel=5,
+        conv_filters=(128, 192, 192, 128),
+        fc_units=512,
+        init="he",
+    ),
+}
+DEFAULT_CPU_PRESET = "cifar"
+
+
+def get_preset(preset: str | Preset = "paper", **overrides) -> Preset:
+    """Resolve a preset name (or instance) and apply overrides.
+
+    Raises:
+        ValueError: for an unknown preset name, an unknown override or a bad value.
+    """
+    if isinstance(preset, Preset):
+        base = preset
+    elif isinstance(preset, str) and preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        raise ValueError(
+            f"Unknown AlexNet preset {preset!r}. Valid presets: {sorted(PRESETS)}. "
+            f"Received: preset={preset!r}"
+        )
+    return base.replace(**overrides)
+
+
+def _initializers(init: str, layer: str) -> dict[str, Any]:
+    if init == "paper":
+        bias = 1.0 if layer in PAPER_UNIT_BIAS else 0.0
+        return {
+            "kernel_initializer": keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
+            "bias_initializer": keras.initializers.Constant(bias),
+        }
+    if layer == "predictions":
+        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+    return {"kernel_initializer": "he_normal", "bias_initializer": "zeros"}
+
+
+def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
+    """Build AlexNet (Krizhevsky, Sutskever & Hinton, NIPS 2012) as an uncompiled model.
+
+    The network: conv1 -> ReLU -> LRN -> max-pool -> conv2 -> ReLU -> LRN -> max-pool ->
+    conv3 -> conv4 -> conv5 -> max-pool -> fc6 -> dropout -> fc7 -> dropout ->
+    predictions (softmax). With ``towers=True`` conv2, conv4 and conv5 are
+    :class:`~alexnet_lib.layers.TowerConv2D` layers (each output map sees only its own
+    tower's maps), and the LRN windows stay inside a tower, as on the paper's two GPUs.
+
+    Input: float images of shape ``(image_size, image_size, 3)``, already normalized
+    (the paper subtracts the mean image; the data pipeline does this). Output: class
+    probabilities (float32 even under a mixed-precision policy).
+
+    Layer names are stable: ``conv1``..``conv5`` (towers ``conv2_tower1``/``_tower2``
+    inside), ``lrn1``, ``lrn2``, ``pool1``, ``pool2``, ``pool5``, ``flatten``, ``fc6``,
+    ``dropout6``, ``fc7``, ``dropout7``, ``predictions``.
+
+    Args:
+        preset: a name in ``PRESETS`` (``"paper"``, ``"seed"``, ``"cifar"``) or a
+            :class:`Preset`.
+        **overrides: any :class:`Preset` field, e.g. ``num_classes=10``,
+            ``image_size=64``, ``towers=False``, ``lrn=False``,
+            ``pool="non-overlapping"``, ``activation="tanh"``, ``dropout=0.0``,
+            ``init="he"``.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``alexnet_<preset>``.
+
+    Raises:
+        ValueError: naming the value received, for an unknown preset or override, an
+            image too small for the conv stack, ``num_classes < 2``, a dropout rate
+            outside [0, 1), or any other bad value.
+    """
+    p = get_preset(preset, **overrides)
+    pool_size, pool_stride = POOLS[p.pool]
+    towers = 2 if p.towers else 1
+
+    def conv(name, filters, kernel, strides=1, padding="same"):
+        kwargs = dict(
+            strides=strides,
+            padding=padding,
+            activation=p.activation,
+            name=name,
+            **_initializers(p.init, name),
+        )
+        if p.towers and name in TOWER_LAYERS:
+            return TowerConv2D(filters, kernel, towers=2, **kwargs)
+        return keras.layers.Conv2D(filters, kernel, **kwargs)
+
+    def pool(name):
+        return keras.layers.MaxPooling2D(pool_size, strides=pool_stride, name=name)
+
+    def lrn(name):
+        return LocalResponseNormalization(k=2.0, n=5, alpha=1e-4, beta=0.75, groups=towers,
+                                          name=name)
+
+    inputs = keras.Input((p.image_size, p.image_size, 3), name="image")
+    x = conv("conv1", p.conv1_filters, p.conv1_kernel, p.conv1_stride, p.conv1_padding)(inputs)
+    if p.lrn:
+        x = lrn("lrn1")(x)
+    x = pool("pool1")(x)
+    x = conv("conv2", p.conv_filters[0], p.conv2_kernel)(x)
+    if p.lrn:
+        x = lrn("lrn2")(x)
+    x = pool("pool2")(x)
+    x = conv("conv3", p.conv_filters[1], 3)(x)
+    x = conv("conv4", p.conv_filters[2], 3)(x)
+    x = conv("conv5", p.conv_filters[3], 3)(x)
+    x = pool("pool5")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i in (6, 7):
+        x = keras.layers.Dense(p.fc_units, activation=p.activation, name=f"fc{i}",
+                               **_initializers(p.init, f"fc{i}"))(x)
+        x = keras.layers.Dropout(p.dropout, name=f"dropout{i}")(x)
+    outputs = keras.layers.Dense(p.num_classes, activation="softmax", dtype="float32",
+                                 name="predictions",
+                                 **_initializers(p.init, "predictions"))(x)
+    return keras.Model(inputs, outputs, name=f"alexnet_{p.name}")
+
+
+def layer_table(model: keras.Model) -> list[dict[str, Any]]:
+    """One row per layer (and per tower inside a tower layer): name, type, output
+    shape (without the batch axis) and parameter count, for summaries and notebooks."""
+    rows = []
+    for layer in model.layers:
+        shape = tuple(layer.output.shape[1:])
+        rows.append({"name": layer.name, "type": type(layer).__name__, "output_shape": shape,
+                     "params": layer.count_params()})
+        if isinstance(layer, TowerConv2D):
+            for conv in layer.convs:
+                rows.append({"name": "  " + conv.name, "type": "Conv2D (tower)",
+                             "output_shape": shape[:-1] + (layer.filters // layer.towers,),
+                             "params": conv.count_params()})
+    return rows
+
+
+def format_layer_table(model: keras.Model) -> str:
+    """``layer_table`` as aligned plain text."""
+    rows = layer_table(model)
+    header = f"{'layer':24s} {'type':30s} {'output shape':>16s} {'params':>12s}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        shape = "x".join(map(str, r["output_shape"]))
+        lines.append(f"{r['name']:24s} {r['type']:30s} {shape:>16s} {r['params']:>12,d}")
+    lines.append("-" * len(header))
+    lines.append(f"{'total':24s} {'':30s} {'':>16s} {model.count_params():>12,d}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Training throughput (images/s) of the AlexNet presets, towers on and off, against a
+naive Keras implementation, in one run.
+
+Every variant trains on one resident batch with ``train_on_batch`` (no input pipeline,
+no per-call set-up), the variants are interleaved round by round so that drift in the
+machine's speed hits them alike, and the best round of each is reported.
+
+The naive baselines are AlexNet as a user would write it from the paper with stock
+Keras: ``Conv2D(groups=2)`` for the towers (or no towers at all) and the LRN as a
+``Lambda`` around ``tf.nn.local_response_normalization``.
+
+Usage:
+    python benchmarks/bench_train.py                 # all variants, ~6 min on 2 cores
+    python benchmarks/bench_train.py --only cifar    # variants whose name contains "cifar"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from alexnet_lib import build_alexnet, get_preset  # noqa: E402
+
+
+def naive_alexnet(preset: str, groups: int) -> keras.Model:
+    """AlexNet the way a user writes it from the paper with stock Keras layers."""
+    p = get_preset(preset)
+    lrn = lambda x: tf.nn.local_response_normalization(  # noqa: E731
+        x, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75
+    )
+    a = p.activation
+    layers = [
+        keras.Input((p.image_size, p.image_size, 3)),
+        keras.layers.Conv2D(p.conv1_filters, p.conv1_kernel, strides=p.conv1_stride,
+                            padding=p.conv1_padding, activation=a),
+        keras.layers.Lambda(lrn),
+        keras.layers.MaxPooling2D(3, 2),
+        keras.layers.Conv2D(p.conv_filters[0], p.conv2_kernel, padding="same", activation=a,
+                            groups=groups),
+        keras.layers.Lambda(lrn),
+        keras.layers.MaxPooling2D(3, 2),
+        keras.layers.Conv2D(p.conv_filters[1], 3, padding="same", activation=a),
+        keras.layers.Conv2D(p.conv_filters[2], 3, padding="same", activation=a, groups=groups),
+        keras.layers.Conv2D(p.conv_filters[3], 3, padding="same", activation=a, groups=groups),
+        keras.layers.MaxPooling2D(3, 2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(p.fc_units, activation=a),
+        keras.layers.Dropout(p.dropout),
+        keras.layers.Dense(p.fc_units, activation=a),
+        keras.layers.Dropout(p.dropout),
+        keras.layers.Dense(p.num_classes, activation="softmax"),
+    ]
+    return keras.Sequential(layers, name=f"naive_{preset}_groups{groups}")
+
+
+VARIANTS = {
+    "paper towers": lambda: build_alexnet("paper"),
+    "paper no-towers": lambda: build_alexnet("paper", towers=False),
+    "paper naive ungrouped": lambda: naive_alexnet("paper", groups=1),
+    "paper naive groups=2": lambda: naive_alexnet("paper", groups=2),
+    "cifar towers": lambda: build_alexnet("cifar"),
+    "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
+}
+
+
+class Variant:
+    def __init__(self, name: str, batch_size: int, seed: int):
+        self.name = name
+        self.model = VARIANTS[name]()
+        self.model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=False,
+        )
+        size = self.model.input_shape[1]
+        classes = self.model.output_shape[-1]
+        rng = np.random.default_rng(seed)
+        self.x = tf.constant(rng.standard_normal((batch_size, size, size, 3), dtype=np.float32))
+        self.y = tf.constant(rng.integers(0, classes, batch_size))
+        self.batch_size = batch_size
+        self.rates: list[float] = []
+
+    def step(self):
+        return self.model.train_on_batch(self.x, self.y)
+
+    def round(self, seconds: float, min_steps: int) -> float:
+        steps, start = 0, time.perf_counter()
+        while steps < min_steps or time.perf_counter() - start < seconds:
+            self.step()
+            steps += 1
+        rate = steps * self.batch_size / (time.perf_counter() - start)
+        self.rates.append(rate)
+        return rate
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="run the variants whose name contains this")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=12.0, help="minimum time per round")
+    parser.add_argument("--min-steps", type=int, default=3, help="minimum steps per round")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+
+    names = [n for n in VARIANTS if args.only in n]
+    if not names:
+        parser.error(f"--only {args.only!r} matches none of {list(VARIANTS)}")
+    print(f"# training throughput, batch {args.batch_size}, float32, "
+          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+          f"TF {tf.__version__}, Keras {keras.__version__}", flush=True)
+    variants = []
+    for name in names:
+        v = Variant(name, args.batch_size, seed=0)
+        for _ in range(2):  # trace and warm up
+            v.step()
+        variants.append(v)
+    for r in range(args.rounds):
+        for v in variants:
+            rate = v.round(args.seconds, args.min_steps)
+            print(f"round {r + 1}: {v.name:24s} {rate:8.1f} img/s", flush=True)
+
+    best = {v.name: max(v.rates) for v in variants}
+    print("\n| variant | params | train images/s (best of %d) |" % args.rounds)
+    print("|---|---:|---:|")
+    for v in variants:
+        print(f"| {v.name} | {v.model.count_params():,} | {best[v.name]:.1f} |")
+    if {"paper towers", "paper naive ungrouped", "paper naive groups=2"} <= best.keys():
+        t = best["paper towers"]
+        print(f"\npaper towers vs naive ungrouped: {t / best['paper naive ungrouped']:.2f}x "
+              f"(target >= 1.3x); vs naive groups=2: {t / best['paper naive groups=2']:.2f}x "
+              f"(target >= 3x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"batch_size": args.batch_size, "best_images_per_s": best}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

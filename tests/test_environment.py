@@ -1,0 +1,39 @@
+"""pyproject.toml is the single source of dependencies; environment.yml must match it."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normalize(requirement: str) -> str:
+    return requirement.replace(" ", "").lower()
+
+
+def test_environment_yml_installs_what_pyproject_declares():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(map(_normalize, project["dependencies"]))
+    declared |= set(map(_normalize, project["optional-dependencies"]["test"]))
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert "python=3.11" in conda and "pip" in conda
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e ." in pip, "environment.yml must install the project itself"
+    listed = {_normalize(r) for r in pip if not r.startswith("-")}
+    assert listed == declared, (
+        f"only in pyproject.toml: {sorted(declared - listed)}; "
+        f"only in environment.yml: {sorted(listed - declared)}"
+    )
+
+
+def test_gpu_extra_pins_the_same_tensorflow():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cpu = next(d for d in project["dependencies"] if d.startswith("tensorflow"))
+    gpu = project["optional-dependencies"]["gpu"]
+    assert gpu == [cpu.replace("tensorflow", "tensorflow[and-cuda]", 1)]

@@ -1,0 +1,233 @@
+"""build_alexnet: presets, shapes, parameter counts, overrides, init, errors, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from alexnet_lib import PRESETS, LocalResponseNormalization, TowerConv2D, build_alexnet
+
+PAPER_PARAMS = 60_965_224
+
+
+def conv_params(k, cin, cout, groups=1):
+    return k * k * (cin // groups) * cout + cout
+
+
+def dense_params(fan_in, units):
+    return fan_in * units + units
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return build_alexnet("paper")
+
+
+def test_paper_parameter_count_is_the_reference_models(paper):
+    assert paper.count_params() == PAPER_PARAMS
+    # The per-layer breakdown of REFERENCE.md (towers in conv2/4/5).
+    per_layer = {name: paper.get_layer(name).count_params()
+                 for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7",
+                              "predictions")}
+    assert per_layer == {
+        "conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936,
+        "conv5": 442_624, "fc6": 37_752_832, "fc7": 16_781_312, "predictions": 4_097_000,
+    }
+
+
+def test_paper_per_layer_output_shapes(paper):
+    expected = {
+        "conv1": (55, 55, 96), "lrn1": (55, 55, 96), "pool1": (27, 27, 96),
+        "conv2": (27, 27, 256), "lrn2": (27, 27, 256), "pool2": (13, 13, 256),
+        "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256), "flatten": (9216,), "fc6": (4096,), "fc7": (4096,),
+        "predictions": (1000,),
+    }
+    got = {name: tuple(paper.get_layer(name).output.shape[1:]) for name in expected}
+    assert got == expected
+    assert paper.input_shape == (None, 227, 227, 3)
+
+
+def test_paper_towers_are_tower_layers_with_suffixed_names(paper):
+    for name in ("conv2", "conv4", "conv5"):
+        layer = paper.get_layer(name)
+        assert isinstance(layer, TowerConv2D)
+        assert [c.name for c in layer.convs] == [f"{name}_tower1", f"{name}_tower2"]
+    for name in ("conv1", "conv3"):
+        assert type(paper.get_layer(name)) is keras.layers.Conv2D
+    # conv2 kernels see 48 of conv1's 96 maps, conv4/conv5 192 of 384 (the paper's Figure 2)
+    assert paper.get_layer("conv2").convs[0].kernel.shape == (5, 5, 48, 128)
+    assert paper.get_layer("conv4").convs[0].kernel.shape == (3, 3, 192, 192)
+    assert paper.get_layer("conv5").convs[0].kernel.shape == (3, 3, 192, 128)
+
+
+def test_paper_without_towers_parameter_count():
+    p = PRESETS["paper"]
+    f2, f3, f4, f5 = p.conv_filters
+    pool5 = 6
+    expected = (
+        conv_params(11, 3, 96) + conv_params(5, 96, f2) + conv_params(3, f2, f3)
+        + conv_params(3, f3, f4) + conv_params(3, f4, f5)
+        + dense_params(pool5 * pool5 * f5, 4096) + dense_params(4096, 4096)
+        + dense_params(4096, 1000)
+    )
+    model = build_alexnet("paper", towers=False)
+    assert model.count_params() == expected
+    assert expected > PAPER_PARAMS  # the towers save weights in conv2/4/5
+    assert type(model.get_layer("conv2")) is keras.layers.Conv2D
+
+
+@pytest.mark.parametrize(
+    "preset, input_shape, classes",
+    [("paper", (227, 227, 3), 1000), ("seed", (227, 227, 3), 10), ("cifar", (32, 32, 3), 10)],
+)
+def test_every_preset_output_shape(preset, input_shape, classes):
+    model = build_alexnet(preset)
+    assert model.name == f"alexnet_{preset}"
+    assert model.input_shape == (None, *input_shape)
+    assert model.output_shape == (None, classes)
+
+
+def test_seed_preset_keeps_conv5_at_13x13():
+    model = build_alexnet("seed")
+    assert tuple(model.get_layer("conv5").output.shape[1:3]) == (13, 13)
+    assert model.count_params() == PAPER_PARAMS - dense_params(4096, 1000) + dense_params(4096, 10)
+
+
+def test_cifar_preset_shapes_and_forward_pass():
+    model = build_alexnet("cifar")
+    shapes = {n: tuple(model.get_layer(n).output.shape[1:3])
+              for n in ("conv1", "pool1", "conv2", "pool2", "conv5", "pool5")}
+    assert shapes == {"conv1": (32, 32), "pool1": (15, 15), "conv2": (15, 15),
+                      "pool2": (7, 7), "conv5": (7, 7), "pool5": (3, 3)}
+    x = np.random.default_rng(0).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    probs = model(x, training=False).numpy()
+    assert probs.shape == (4, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # Dropout is off at inference: the same input gives the same output.
+    np.testing.assert_array_equal(probs, model(x, training=False).numpy())
+
+
+def test_overrides_express_the_papers_ablations():
+    model = build_alexnet("cifar", lrn=False, pool="non-overlapping", activation="tanh",
+                          dropout=0.3, towers=False, num_classes=7, image_size=48)
+    names = [layer.name for layer in model.layers]
+    assert "lrn1" not in names and "lrn2" not in names
+    assert model.get_layer("pool1").pool_size == (2, 2)
+    assert model.get_layer("pool1").strides == (2, 2)
+    assert model.get_layer("conv3").activation is keras.activations.tanh
+    assert model.get_layer("fc6").activation is keras.activations.tanh
+    assert model.get_layer("dropout6").rate == 0.3
+    assert type(model.get_layer("conv4")) is keras.layers.Conv2D
+    assert model.input_shape == (None, 48, 48, 3)
+    assert model.output_shape == (None, 7)
+
+
+def test_default_layers_follow_the_paper():
+    model = build_alexnet("cifar")
+    assert model.get_layer("pool1").pool_size == (3, 3)
+    assert model.get_layer("pool1").strides == (2, 2)
+    assert model.get_layer("dropout7").rate == 0.5
+    lrn = model.get_layer("lrn1")
+    assert isinstance(lrn, LocalResponseNormalization)
+    assert (lrn.k, lrn.n, lrn.alpha, lrn.beta, lrn.groups) == (2.0, 5, 1e-4, 0.75, 2)
+
+
+def _biases(model, name):
+    layer = model.get_layer(name)
+    if isinstance(layer, TowerConv2D):
+        return np.concatenate([c.bias.numpy() for c in layer.convs])
+    return layer.bias.numpy()
+
+
+def _kernels(model, name):
+    layer = model.get_layer(name)
+    if isinstance(layer, TowerConv2D):
+        return np.concatenate([c.kernel.numpy().ravel() for c in layer.convs])
+    return layer.kernel.numpy().ravel()
+
+
+def test_paper_init():
+    model = build_alexnet("cifar", init="paper")
+    for name in ("conv2", "conv4", "conv5", "fc6", "fc7"):
+        np.testing.assert_array_equal(_biases(model, name), 1.0)
+    for name in ("conv1", "conv3", "predictions"):
+        np.testing.assert_array_equal(_biases(model, name), 0.0)
+    for name in ("conv3", "conv4", "fc6"):
+        kernel = _kernels(model, name)
+        assert abs(kernel.mean()) < 1e-3
+        assert kernel.std() == pytest.approx(0.01, rel=0.05)
+
+
+def test_he_init():
+    model = build_alexnet("cifar", init="he")
+    for name in ("conv2", "fc6"):
+        np.testing.assert_array_equal(_biases(model, name), 0.0)
+    kernel = model.get_layer("conv3").kernel.numpy()
+    fan_in = np.prod(kernel.shape[:3])
+    assert kernel.std() == pytest.approx(np.sqrt(2.0 / fan_in), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("vgg",), {}, r"Valid presets: \['cifar', 'paper', 'seed'\].*preset='vgg'"),
+        (("cifar",), {"image_size": 12}, r"use image_size >= 15.*image_size=12"),
+        (("paper",), {"image_size": 64}, r"use image_size >= 67.*image_size=64"),
+        (("cifar",), {"num_classes": 1}, r"num_classes=1"),
+        (("cifar",), {"dropout": 1.0}, r"dropout=1.0"),
+        (("cifar",), {"dropout": -0.1}, r"dropout=-0.1"),
+        (("cifar",), {"pool": "avg"}, r"pool='avg'"),
+        (("cifar",), {"activation": "gelu"}, r"activation='gelu'"),
+        (("cifar",), {"init": "xavier"}, r"init='xavier'"),
+        (("cifar",), {"towers": "yes"}, r"towers='yes'"),
+        (("cifar",), {"widht": 3}, r"Unknown AlexNet override.*widht"),
+        (("cifar",), {"conv1_filters": 63}, r"conv1_filters"),
+    ],
+)
+def test_bad_arguments_raise_one_clear_error(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_alexnet(*args, **kwargs)
+
+
+def test_smallest_image_size_builds():
+    model = build_alexnet("paper", image_size=67, num_classes=10)
+    assert tuple(model.get_layer("pool5").output.shape[1:3]) == (1, 1)
+
+
+def test_save_and_load_with_safe_mode(tmp_path):
+    model = build_alexnet("cifar")
+    x = np.random.default_rng(3).standard_normal((3, 32, 32, 3)).astype(np.float32)
+    path = tmp_path / "alexnet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded.get_layer("conv2"), TowerConv2D)
+    assert isinstance(loaded.get_layer("lrn1"), LocalResponseNormalization)
+    np.testing.assert_array_equal(model(x, training=False).numpy(),
+                                  loaded(x, training=False).numpy())
+    assert loaded.count_params() == model.count_params()
+
+
+def test_mixed_precision_model_keeps_lrn_and_softmax_in_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = build_alexnet("cifar")
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("lrn1").compute_dtype == "float32"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    out = model(np.zeros((2, 32, 32, 3), np.float32), training=False)
+    assert out.dtype == "float32"
+
+
+def test_cifar_preset_learns_a_separable_task():
+    """A few steps on a colour-coded toy task lift accuracy far above chance (10%)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 640)
+    # Each class is a distinct flat colour plus noise.
+    palette = rng.uniform(-1, 1, (10, 3)).astype(np.float32)
+    x = palette[labels][:, None, None, :] + 0.3 * rng.standard_normal((640, 32, 32, 3))
+    x = x.astype(np.float32)
+    model = build_alexnet("cifar")
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, labels, batch_size=64, epochs=3, verbose=0)
+    _, accuracy = model.evaluate(x, labels, batch_size=128, verbose=0)
+    assert accuracy > 0.6
