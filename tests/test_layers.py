@@ -147,3 +147,25 @@ def test_tower_conv_bad_arguments(kwargs, match):
 def test_tower_conv_rejects_indivisible_input_channels():
     with pytest.raises(ValueError, match="divisible"):
         TowerConv2D(4, 3, towers=2)(np.zeros((1, 5, 5, 3), np.float32))
+
+
+@pytest.mark.parametrize("groups, beta", [(1, 0.75), (2, 0.75), (1, 0.6)])
+def test_lrn_gradient_matches_tensorflows_op(groups, beta):
+    """The hand-written gradient against autodiff of tf.nn.local_response_normalization."""
+    rng = np.random.default_rng(groups)
+    a = tf.constant(rng.uniform(-50, 50, size=(2, 5, 5, 16)).astype(np.float32))
+    weights = tf.constant(rng.standard_normal((2, 5, 5, 16)).astype(np.float32))
+    layer = LocalResponseNormalization(beta=beta, groups=groups)
+
+    def reference(x):
+        parts = tf.split(x, groups, axis=-1)
+        return tf.concat([tf.nn.local_response_normalization(
+            p, depth_radius=2, bias=2.0, alpha=1e-4, beta=beta) for p in parts], axis=-1)
+
+    grads = []
+    for fn in (layer, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            loss = tf.reduce_sum(fn(a) * weights)
+        grads.append(tape.gradient(loss, a).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
