@@ -1,0 +1,41 @@
+"""python -m alexnet_lib: the commands print what they claim and fail clearly."""
+
+import subprocess
+import sys
+
+from alexnet_lib.cli import main
+
+
+def test_summary_prints_the_layer_table_and_parameter_count(capsys):
+    assert main(["summary", "--preset", "cifar"]) == 0
+    out = capsys.readouterr().out
+    assert "Preset 'cifar'" in out
+    assert "conv2_tower1" in out and "lrn2" in out
+    assert "1,463,690 parameters" in out
+
+
+def test_summary_applies_overrides(capsys):
+    assert main(["summary", "--preset", "paper", "--set", "towers=false",
+                 "--set", "num_classes=10"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2_tower1" not in out
+    assert "Overrides: {'towers': False, 'num_classes': 10}" in out
+
+
+def test_bad_preset_exits_2_with_one_message(capsys):
+    assert main(["summary", "--preset", "vgg"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    assert "Valid presets: ['cifar', 'paper', 'seed']" in err and "preset='vgg'" in err
+
+
+def test_malformed_set_is_rejected(capsys):
+    assert main(["summary", "--set", "towers"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "alexnet_lib", "summary", "--preset", "paper"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "60,965,224 parameters" in result.stdout
