@@ -36,6 +36,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_layers.py
 
 clean:
 	rm -rf .pytest_cache build *.egg-info
