@@ -32,7 +32,7 @@ train: $(STAMP)
 	$(PY) -m alexnet_lib summary --preset $(PRESET)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax tests notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

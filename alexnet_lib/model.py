@@ -197,8 +197,8 @@ _PAPER = Preset(
     description=(
         "The paper's ImageNet network: 227x227x3 input, 1000 classes, two towers in "
         "conv2/conv4/conv5, LRN after conv1 and conv2, 3x3 stride-2 pools, fc6/fc7 4096 "
-        "with dropout 0.5, the paper's init. 60,965,224 parameters. Training speed on 2 CPU "
-        "cores (float32, batch 64): about 35-40 images/s (docs/benchmarks.md)."
+        "with dropout 0.5, the paper's init. 60,965,224 parameters. Trains at about 16 "
+        "images/s on 2 AVX2 CPU cores (float32, batch 64; docs/benchmarks.md): a GPU job."
     ),
     image_size=227,
     num_classes=1000,
@@ -220,7 +220,7 @@ PRESETS: dict[str, Preset] = {
             "The seed project's CIFAR-10 experiment: CIFAR images upsampled to the paper's "
             "227x227 input, 10 classes, otherwise the paper's network -- with the paper's "
             "padding, so conv5 stays 13x13 (the seed's VALID padding shrank it to 1x1). "
-            "56,909,194 parameters; trains at about the `paper` preset's speed."
+            "56,909,194 parameters; trains at about the `paper` preset's speed (a GPU job)."
         ),
         num_classes=10,
     ),
@@ -230,8 +230,8 @@ PRESETS: dict[str, Preset] = {
             "AlexNet's topology (5 conv + 3 FC, ReLU, LRN after conv1/conv2, overlapping "
             "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
             "CIFAR-10's native 32x32 input: conv1 5x5/1, 64-128-192-192-128 maps, fc 512. "
-            "The default for CPU runs: trains at >= 150 images/s on 2 CPU cores "
-            "(docs/benchmarks.md)."
+            "The default for CPU runs: trains at about 215 images/s on 2 AVX2 CPU cores "
+            "(float32, batch 64; docs/benchmarks.md)."
         ),
         image_size=32,
         num_classes=10,
@@ -385,3 +385,35 @@ def format_layer_table(model: keras.Model) -> str:
     lines.append("-" * len(header))
     lines.append(f"{'total':24s} {'':30s} {'':>16s} {model.count_params():>12,d}")
     return "\n".join(lines)
+
+
+# The paper's network, layer by layer (227x227 input, two towers, 1000 classes): output
+# shape and parameter count of the reference model.
+PAPER_LAYERS = {
+    "conv1": ((55, 55, 96), 34_944),
+    "pool1": ((27, 27, 96), 0),
+    "conv2": ((27, 27, 256), 307_456),
+    "pool2": ((13, 13, 256), 0),
+    "conv3": ((13, 13, 384), 885_120),
+    "conv4": ((13, 13, 384), 663_936),
+    "conv5": ((13, 13, 256), 442_624),
+    "pool5": ((6, 6, 256), 0),
+    "fc6": ((4096,), 37_752_832),
+    "fc7": ((4096,), 16_781_312),
+    "predictions": ((1000,), 4_097_000),
+}
+
+
+def compare_with_paper(model: keras.Model) -> list[dict[str, Any]]:
+    """Each of the paper's main layers beside the same layer of ``model``."""
+    rows = []
+    for name, (paper_shape, paper_params) in PAPER_LAYERS.items():
+        layer = model.get_layer(name)
+        rows.append({
+            "layer": name,
+            "output_shape": tuple(layer.output.shape[1:]),
+            "params": layer.count_params(),
+            "paper_output_shape": paper_shape,
+            "paper_params": paper_params,
+        })
+    return rows

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from alexnet_lib import PRESETS, LocalResponseNormalization, TowerConv2D, build_alexnet
+from alexnet_lib.model import compare_with_paper
 
 PAPER_PARAMS = 60_965_224
 
@@ -231,3 +232,18 @@ def test_cifar_preset_learns_a_separable_task():
     model.fit(x, labels, batch_size=64, epochs=3, verbose=0)
     _, accuracy = model.evaluate(x, labels, batch_size=128, verbose=0)
     assert accuracy > 0.6
+
+
+def test_compare_with_paper_matches_for_the_paper_preset(paper):
+    rows = compare_with_paper(paper)
+    assert len(rows) == 11
+    for row in rows:
+        assert row["output_shape"] == row["paper_output_shape"], row
+        assert row["params"] == row["paper_params"], row
+    assert sum(r["paper_params"] for r in rows) == PAPER_PARAMS
+
+
+def test_compare_with_paper_shows_where_cifar_differs():
+    rows = {r["layer"]: r for r in compare_with_paper(build_alexnet("cifar"))}
+    assert rows["conv1"]["output_shape"] == (32, 32, 64)
+    assert rows["predictions"]["params"] == 512 * 10 + 10
