@@ -116,6 +116,17 @@ def test_download_good_file_is_verified_and_atomic(tmp_path, tiny_archives):
     assert download("http://127.0.0.1:9/unused", dest, _sha256(dest), progress=False) == dest
 
 
+def test_corrupt_cached_file_is_quarantined_and_fetched_again(tmp_path, tiny_archives):
+    body = tiny_archives["binary"].read_bytes()
+    dest = tmp_path / "dl" / "a.tar.gz"
+    dest.parent.mkdir()
+    dest.write_bytes(body[:100])
+    with _Server({"/a.tar.gz": body}) as server:
+        download(f"{server.url}/a.tar.gz", dest, _sha256(tiny_archives["binary"]), progress=False)
+    assert dest.read_bytes() == body
+    assert (tmp_path / "dl" / "a.tar.gz.corrupt").read_bytes() == body[:100]
+
+
 def test_download_wrong_checksum_removes_the_file(tmp_path, tiny_archives):
     body = tiny_archives["binary"].read_bytes()
     with _Server({"/a.tar.gz": body}) as server:

@@ -103,7 +103,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, retries: int = 3
              timeout: float = 60.0, progress: bool = True) -> Path:
     """Fetch ``url`` to ``dest`` atomically, verified against ``sha256``.
 
-    An existing ``dest`` with the right checksum is reused. The bytes go to
+    An existing ``dest`` with the right checksum is reused; one with a wrong checksum is
+    moved aside to ``dest + ".corrupt"`` and fetched again. The bytes go to
     ``dest + ".part"``; a broken transfer is retried up to ``retries`` times; the part
     file becomes ``dest`` only after its checksum matched.
 
@@ -115,10 +116,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, retries: int = 3
     if dest.exists():
         if _hash(dest, "sha256") == sha256:
             return dest
-        raise ChecksumError(
-            f"{dest} exists but its SHA-256 is not {sha256}. Delete it to download again, "
-            f"or point the project at a good copy."
-        )
+        quarantine = dest.with_name(dest.name + ".corrupt")
+        os.replace(dest, quarantine)
+        print(f"{dest} had the wrong SHA-256; moved it to {quarantine} and downloading again.",
+              file=sys.stderr)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last_error: Exception | None = None
