@@ -305,6 +305,12 @@ def _read_folder(folder: Path, verify: bool) -> dict[str, tuple[np.ndarray, np.n
     }
 
 
+def _batches_folder(root: Path) -> Path:
+    """``root``'s official ``cifar-10-batches-*`` subfolder if it has one, else ``root``."""
+    inner = [root / a.folder for a in CIFAR10_ARCHIVES.values() if (root / a.folder).is_dir()]
+    return inner[0] if inner else root
+
+
 def load_cifar10(source: str | os.PathLike = "cifar10", *,
                  data_dir_override: str | os.PathLike | None = None,
                  verify: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -335,8 +341,7 @@ def load_cifar10(source: str | os.PathLike = "cifar10", *,
         raise FileNotFoundError(f"CIFAR-10 source {str(source)!r} does not exist. Use 'cifar10' "
                                 f"to download, or the path of the archive or extracted folder.")
     if path.is_dir():
-        inner = [path / a.folder for a in CIFAR10_ARCHIVES.values() if (path / a.folder).is_dir()]
-        return _read_folder(inner[0] if inner else path, verify)
+        return _read_folder(_batches_folder(path), verify)
     if verify:
         digest = _hash(path, "sha256")
         known = {a.sha256: a for a in CIFAR10_ARCHIVES.values()}
@@ -351,6 +356,4 @@ def load_cifar10(source: str | os.PathLike = "cifar10", *,
         shutil.rmtree(tmp, ignore_errors=True)
         safe_extract(path, tmp)
         os.replace(tmp, extracted)
-    inner = [extracted / a.folder for a in CIFAR10_ARCHIVES.values()
-             if (extracted / a.folder).is_dir()]
-    return _read_folder(inner[0] if inner else extracted, verify)
+    return _read_folder(_batches_folder(extracted), verify)
