@@ -17,3 +17,8 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV]).expanduser().resolve()
     return PROJECT_ROOT / "data"
+
+
+def shared_cifar10_jpeg() -> Path:
+    """The CIFAR-10 JPEG class-folder copy kept beside the project (``../shared/datasets``)."""
+    return PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"

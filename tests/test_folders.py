@@ -1,0 +1,107 @@
+"""Class-folder trees: layouts, class order, colour modes, sizes, corrupt files, the cache."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_lib.data.folders import ImageError, decode_image, load_class_folders, scan_class_folders
+
+
+def _write(path, array, mode=None, fmt=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path, format=fmt)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """train/test with three classes whose folder order is not creation order."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for label, name in enumerate(["ant", "bee", "cat"]):
+            for i in range(n):
+                _write(tmp_path / split / name / f"{i}.png",
+                       np.full((8, 8, 3), 40 * label + i, np.uint8) + rng.integers(0, 2, (8, 8, 3), np.uint8))
+    return tmp_path
+
+
+def test_split_layout_and_class_order(tree):
+    data = load_class_folders(tree)
+    assert data.class_names == ("ant", "bee", "cat")
+    assert set(data.splits) == {"train", "test"}
+    x, y = data.splits["train"]
+    assert x.shape == (9, 8, 8, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(y, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    # Pixel values follow the label: each file was decoded, not just listed.
+    np.testing.assert_allclose(x.reshape(9, -1).mean(1), [40 * l + i + 0.5 for l in range(3) for i in range(3)],
+                               atol=0.2)
+
+
+def test_flat_layout_is_train_split(tmp_path):
+    for name in ("b", "a"):
+        _write(tmp_path / name / "x.jpg", np.zeros((5, 7, 3), np.uint8))
+    classes, entries = scan_class_folders(tmp_path)
+    assert classes == ("a", "b") and list(entries) == ["train"]
+
+
+def test_grayscale_palette_rgba_and_mixed_sizes(tmp_path):
+    gray = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)
+    _write(tmp_path / "c" / "gray.png", gray, mode="L")
+    _write(tmp_path / "c" / "gray.jpg", gray, mode="L", fmt="JPEG")
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 255
+    rgba[0, 0, 3] = 0  # one transparent pixel composites onto white
+    _write(tmp_path / "c" / "rgba.png", rgba, mode="RGBA")
+    Image.fromarray(np.full((6, 6, 3), 9, np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "c" / "pal.png")
+    data = load_class_folders(tmp_path)
+    images = dict(zip([p.name for p in data.files["train"]], data.splits["train"][0]))
+    assert isinstance(data.splits["train"][0], list)  # several sizes: kept as a list
+    np.testing.assert_array_equal(images["gray.png"], np.repeat(gray[..., None], 3, -1))
+    assert images["gray.jpg"].shape == (12, 10, 3)
+    assert tuple(images["rgba.png"][0, 0]) == (255, 255, 255)
+    assert tuple(images["rgba.png"][1, 1]) == (200, 0, 0)
+    assert tuple(images["pal.png"][2, 2]) == (9, 9, 9)
+
+
+def test_corrupt_file_names_it_or_is_skipped(tree):
+    bad = tree / "train" / "bee" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tree / "train" / "cat" / "notes.txt").write_text("hello")
+    with pytest.raises(ImageError, match="broken.jpg.*skip_corrupt=True"):
+        load_class_folders(tree)
+    data = load_class_folders(tree, skip_corrupt=True)
+    assert sorted(p.name for p in data.skipped) == ["broken.jpg", "notes.txt"]
+    assert len(data.splits["train"][1]) == 9
+
+
+def test_truncated_png_is_an_error(tmp_path):
+    path = tmp_path / "a" / "t.png"
+    _write(path, np.zeros((64, 64, 3), np.uint8) + np.arange(64, dtype=np.uint8)[:, None, None])
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(ImageError, match="t.png"):
+        decode_image(path)
+
+
+def test_unknown_class_in_test_split(tree):
+    _write(tree / "test" / "dog" / "0.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="dog"):
+        scan_class_folders(tree)
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        scan_class_folders(tmp_path / "nowhere")
+
+
+def test_cache_is_reused_and_invalidated(tree, tmp_path):
+    cache = tmp_path / "cache"
+    first = load_class_folders(tree, cache_dir=cache)
+    files = list(cache.iterdir())
+    assert len(files) == 1
+    second = load_class_folders(tree, cache_dir=cache)
+    np.testing.assert_array_equal(first.splits["train"][0], second.splits["train"][0])
+    assert second.files["test"] == first.files["test"]
+    # A new file changes the key: the cache is not used for a different tree.
+    _write(tree / "train" / "ant" / "9.png", np.full((8, 8, 3), 250, np.uint8))
+    third = load_class_folders(tree, cache_dir=cache)
+    assert len(third.splits["train"][1]) == 10 and len(list(cache.iterdir())) == 2
