@@ -268,3 +268,26 @@ class TowerConv2D(keras.layers.Layer):
             tower_devices=self.tower_devices,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="alexnet_lib")
+class InferenceInfo(keras.layers.Layer):
+    """An identity layer that carries what inference needs inside a saved model.
+
+    ``info`` holds the class names, the stored and input image sizes and the training
+    split's normalization statistics (plain JSON values), so a ``.keras`` file alone is
+    enough to preprocess new images the way evaluation did. Loads with ``safe_mode=True``.
+    """
+
+    def __init__(self, info: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.info = info
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "info": self.info}

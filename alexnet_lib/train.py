@@ -1,0 +1,635 @@
+"""Recipes, the training loop, crash-safe checkpoints and run folders.
+
+One loop serves every case: a ``tf.function`` train step run by ``strategy.run`` under the
+default strategy, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy`` (Keras 3
+``model.fit`` fails under the last one in TF 2.21). Loss, accuracy, progress, history and
+checkpoints belong to the loop.
+
+Crash safety: the resume state (model, optimizer with its step counter, epoch, step within
+the epoch, the plateau schedule's state, the best validation accuracy) is a
+``tf.train.Checkpoint`` managed by ``tf.train.CheckpointManager``, which writes to new files
+and then replaces its index in one rename, so a ``kill -9`` at any moment leaves the
+previous checkpoint loadable. Because the data pipeline's shuffling and augmentation are
+derived from ``(seed, epoch, step)``, a resumed run continues with exactly the batches the
+uninterrupted run would have seen, and ends after the same number of optimizer steps.
+The ``.keras`` models for inference (``best.keras``, ``last.keras``) and every text file of
+the run folder are written to a temporary name and renamed into place.
+
+Run folder::
+
+    <run_dir>/config.yaml         the resolved configuration (rerun with train --config)
+    <run_dir>/history.csv         epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds
+    <run_dir>/checkpoints/        ckpt-* (resume) + best.keras, last.keras (inference)
+    <run_dir>/tensorboard/        scalars per epoch
+    <run_dir>/metrics.json        written by evaluate()
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from .data.pipeline import Datasets, Normalization, load_source, make_datasets
+from .layers import InferenceInfo
+from .model import Preset, build_alexnet, get_preset
+from .paths import PROJECT_ROOT
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "plateau", "onecycle", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train: optimizer, schedule, batch size, epochs, augmentation, precision.
+
+    Attributes:
+        name: the recipe's name.
+        description: one line on where it comes from.
+        preset: the preset it is meant for (``train`` uses it when no preset is given).
+        optimizer: ``sgd`` (with ``momentum``, ``nesterov``), ``adam`` or ``adamw``.
+        learning_rate: the base (``constant``, ``plateau``) or peak (``onecycle``,
+            ``cosine``) learning rate.
+        weight_decay: the paper's L2 weight decay, added to the gradient of every
+            kernel before the optimizer (for ``adamw``: decoupled decay).
+        schedule: ``constant``; ``plateau`` (divide by ``plateau_factor`` when validation
+            accuracy has not improved for ``plateau_patience`` epochs, as the paper did by
+            hand); ``onecycle`` (linear warm-up over ``warmup_epochs``, then linear decay to
+            zero); ``cosine`` (warm-up, then cosine decay to zero).
+        label_smoothing: mass moved from the true class to the others.
+        augment: training augmentation (see ``Augment.from_value``).
+        precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (with loss scaling).
+        jit_compile: compile the train step with XLA.
+        normalization: ``channel`` (mean/std per channel) or ``mean_image`` (the paper's).
+        resize_in_model: for upsampled inputs, move stored-size images and resize in the
+            model's first layer instead of in the data pipeline.
+    """
+
+    name: str
+    description: str
+    preset: str
+    optimizer: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    plateau_factor: float = 0.1
+    plateau_patience: int = 2
+    min_learning_rate: float = 1e-6
+    label_smoothing: float = 0.0
+    augment: str = "crop,flip"
+    precision: str = "float32"
+    jit_compile: bool = False
+    normalization: str = "channel"
+    resize_in_model: bool = False
+
+    def replace(self, **overrides) -> "Recipe":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"Unknown recipe field(s) {unknown}: choose from {sorted(names)}.")
+        return dataclasses.replace(self, **overrides).validate()
+
+    def validate(self) -> "Recipe":
+        def check(ok, field, hint):
+            if not ok:
+                raise ValueError(f"Recipe {self.name!r}: {hint}. Received: {field}="
+                                 f"{getattr(self, field)!r}")
+        check(self.optimizer in OPTIMIZERS, "optimizer", f"optimizer must be one of {OPTIMIZERS}")
+        check(self.schedule in SCHEDULES, "schedule", f"schedule must be one of {SCHEDULES}")
+        check(self.precision in PRECISIONS, "precision", f"precision must be one of {PRECISIONS}")
+        check(self.learning_rate > 0, "learning_rate", "learning_rate must be positive")
+        check(isinstance(self.batch_size, int) and self.batch_size > 0, "batch_size",
+              "batch_size must be a positive integer")
+        check(isinstance(self.epochs, int) and self.epochs > 0, "epochs",
+              "epochs must be a positive integer")
+        check(self.weight_decay >= 0, "weight_decay", "weight_decay must be >= 0")
+        check(0 <= self.label_smoothing < 1, "label_smoothing", "label_smoothing must be in [0, 1)")
+        check(0 <= self.momentum < 1, "momentum", "momentum must be in [0, 1)")
+        check(0 < self.plateau_factor < 1, "plateau_factor", "plateau_factor must be in (0, 1)")
+        check(self.normalization in ("channel", "mean_image"), "normalization",
+              "normalization must be 'channel' or 'mean_image'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {
+    "seed": Recipe(
+        name="seed",
+        description="The seed's CIFAR-10 experiment: Adam, lr 5e-5, batch 64, 18 epochs, "
+                    "images upsampled to the model's input, no augmentation.",
+        preset="seed", optimizer="adam", learning_rate=5e-5, batch_size=64, epochs=18,
+        schedule="constant", augment="none"),
+    "paper": Recipe(
+        name="paper",
+        description="The paper's (Section 5): SGD, momentum 0.9, weight decay 5e-4, batch 128, "
+                    "lr 0.01 divided by 10 when validation accuracy stops improving; random "
+                    "crops, flips and PCA colour jitter; the mean image subtracted.",
+        preset="paper", optimizer="sgd", learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
+        batch_size=128, epochs=90, schedule="plateau", plateau_factor=0.1, plateau_patience=2,
+        augment="crop,flip,pca", normalization="mean_image"),
+    "cpu": Recipe(
+        name="cpu",
+        description="The default for the cifar preset on a CPU: SGD with Nesterov momentum, "
+                    "a one-cycle learning rate, label smoothing, crops and flips; sized to "
+                    "finish inside 30 minutes on 2 cores (docs/benchmarks.md).",
+        preset="cifar", optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
+        weight_decay=5e-4, batch_size=128, epochs=8, schedule="onecycle", warmup_epochs=1.0,
+        label_smoothing=0.1, augment="crop,flip"),
+}
+
+
+def get_recipe(recipe: str | Recipe = "cpu", **overrides) -> Recipe:
+    """A named recipe with ``overrides`` applied (unknown names raise ``ValueError``)."""
+    if isinstance(recipe, Recipe):
+        return recipe.replace(**overrides) if overrides else recipe.validate()
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}: choose from {sorted(RECIPES)}.")
+    return RECIPES[recipe].replace(**overrides)
+
+
+# ----------------------------------------------------------------------------- config
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a run needs; saved as ``config.yaml`` and compared on resume."""
+
+    preset: str = "cifar"
+    preset_overrides: dict = dataclasses.field(default_factory=dict)
+    recipe: str = "cpu"
+    recipe_overrides: dict = dataclasses.field(default_factory=dict)
+    data: str = "cifar10"
+    val_size: int = 5000
+    train_subset: int | None = None
+    test_subset: int | None = None
+    seed: int = 0
+    run_dir: str | None = None
+    skip_corrupt: bool = False
+    checkpoint_every: int = 200  # optimizer steps between resume checkpoints (and every epoch)
+
+    def resolved_recipe(self) -> Recipe:
+        return get_recipe(self.recipe, **self.recipe_overrides)
+
+    def resolved_preset(self, num_classes: int | None = None) -> Preset:
+        overrides = dict(self.preset_overrides)
+        if num_classes is not None:
+            overrides.setdefault("num_classes", num_classes)
+        return get_preset(self.preset, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def build_datasets(config: TrainConfig, normalization: Normalization | None = None,
+                   **kwargs) -> Datasets:
+    """The run's :class:`Datasets`; the preset's ``num_classes`` follows the data unless the
+    configuration overrides it."""
+    recipe = config.resolved_recipe()
+    loaded = load_source(config.data, skip_corrupt=config.skip_corrupt)
+    preset = config.resolved_preset(num_classes=len(loaded[1]))
+    options = dict(batch_size=recipe.batch_size, val_size=config.val_size,
+                   train_subset=config.train_subset, test_subset=config.test_subset,
+                   augment=recipe.augment, normalization=normalization or recipe.normalization,
+                   seed=config.seed, resize_in_model=recipe.resize_in_model)
+    options.update(kwargs)
+    return make_datasets(config.data, preset, loaded=loaded, **options)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<preset>-<recipe>`` under the project: the same command finds the same run."""
+    return PROJECT_ROOT / "runs" / f"{config.preset}-{config.recipe}"
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``path`` through a temporary file and one rename: readers see old or new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(text.encode() if isinstance(text, str) else text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """``model.save`` to a temporary ``.keras`` file, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [{k: (int(v) if k == "epoch" else float(v) if v not in ("", None) else None)
+                 for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
+    write_atomic(run_dir / "history.csv", buffer.getvalue())
+
+
+# ----------------------------------------------------------------------------- models
+
+def input_model(model: keras.Model, datasets: Datasets) -> keras.Model:
+    """Prefix ``model`` with an upsampling layer when the pipeline yields stored-size images."""
+    if datasets.input_size == datasets.image_size:
+        return model
+    inputs = keras.Input((datasets.input_size, datasets.input_size, 3), name="stored_image")
+    x = keras.layers.Resizing(datasets.image_size, datasets.image_size, name="upsample")(inputs)
+    return keras.Model(inputs, model(x), name=model.name)
+
+
+def inference_model(model: keras.Model, info: dict[str, Any]) -> keras.Model:
+    """``model`` behind an :class:`InferenceInfo` layer that carries class names, sizes and
+    normalization inside the saved ``.keras`` file."""
+    shape = model.input_shape[1:]
+    inputs = keras.Input(shape, name="image")
+    x = InferenceInfo(info, name="inference_info")(inputs)
+    return keras.Model(inputs, model(x), name=f"{model.name}_inference")
+
+
+# ----------------------------------------------------------------------------- schedules
+
+def learning_rate_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    """The scheduled learning rate before the plateau factor, at optimizer step ``step``."""
+    total = recipe.epochs * steps_per_epoch
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    peak = recipe.learning_rate
+    if recipe.schedule in ("constant", "plateau"):
+        return peak
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
+    if recipe.schedule == "onecycle":
+        return peak * max(1.0 - progress, 0.0) + 1e-3 * peak * progress
+    return 0.5 * peak * (1 + math.cos(math.pi * progress))
+
+
+def _make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
+    if recipe.optimizer == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=recipe.learning_rate, momentum=recipe.momentum,
+                                   nesterov=recipe.nesterov)
+    elif recipe.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=recipe.learning_rate)
+    else:
+        opt = keras.optimizers.AdamW(learning_rate=recipe.learning_rate,
+                                     weight_decay=recipe.weight_decay)
+    if recipe.precision == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+# ----------------------------------------------------------------------------- progress
+
+class _Progress:
+    """One line per epoch: ``\\r``-updated on a terminal, a few lines per epoch otherwise."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int, start_step: int, stream=None):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.start_step, self.start = start_step, time.time()
+        self.every = 1 if self.tty else max(1, steps // 5)
+
+    def update(self, step: int, loss: float, accuracy: float, final: bool = False) -> None:
+        if not final and step % self.every:
+            return
+        done = step - self.start_step
+        elapsed = time.time() - self.start
+        eta = elapsed / max(done, 1) * (self.steps - step)
+        text = (f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps} "
+                f"loss {loss:.4f} accuracy {accuracy:.4f} "
+                f"{'took' if final else 'ETA'} {(elapsed if final else eta):.0f}s")
+        if self.tty:
+            self.stream.write("\r" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- trainer
+
+class Trainer:
+    """Builds data, model and optimizer for a :class:`TrainConfig`, and runs or resumes it.
+
+    Args:
+        config: the run's configuration.
+        strategy: a ``tf.distribute`` strategy (default: the current one).
+        datasets: prebuilt :class:`Datasets` (to share data already in memory).
+        log: where progress goes (default stdout).
+        is_chief: whether this worker writes the run folder (multi-worker training).
+    """
+
+    def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
+                 datasets: Datasets | None = None, log=None, is_chief: bool = True):
+        self.config = config
+        self.recipe = config.resolved_recipe()
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.log = log or sys.stdout
+        self.is_chief = is_chief
+        self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+        self.config.run_dir = str(self.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self._check_existing_config()
+        keras.utils.set_random_seed(config.seed)
+        keras.config.set_dtype_policy(self.recipe.precision)
+
+        self.datasets = datasets or build_datasets(config, self._stored_normalization())
+        self.preset = config.resolved_preset(self.datasets.num_classes)
+        replicas = self.strategy.num_replicas_in_sync
+        if self.recipe.batch_size % replicas:
+            raise ValueError(f"batch_size={self.recipe.batch_size} does not split evenly over "
+                             f"{replicas} replicas: use a multiple of {replicas}.")
+        self.steps_per_epoch = self.datasets.steps_per_epoch
+
+        with self.strategy.scope():
+            self.model = input_model(build_alexnet(self.preset), self.datasets)
+            self.optimizer = _make_optimizer(self.recipe)
+            self.optimizer.build(self.model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.lr_scale = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="lr_scale")
+            self.best_val = tf.Variable(-1.0, dtype=tf.float32, trainable=False, name="best_val")
+            self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+            self.loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False,
+                                        synchronization=tf.VariableSynchronization.ON_READ,
+                                        aggregation=tf.VariableAggregation.SUM)
+            self.correct_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False,
+                                           synchronization=tf.VariableSynchronization.ON_READ,
+                                           aggregation=tf.VariableAggregation.SUM)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, epoch=self.epoch,
+            step=self.step_in_epoch, lr_scale=self.lr_scale, best_val=self.best_val,
+            plateau_wait=self.plateau_wait, loss_sum=self.loss_sum, correct_sum=self.correct_sum)
+        directory = self.ckpt_dir if is_chief else self.ckpt_dir / f".worker-{os.getpid()}"
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
+        self._train_step = self._build_train_step()
+        self._eval_step = tf.function(lambda x: self.model(x, training=False))
+
+    # ---- set-up helpers
+    def _check_existing_config(self) -> None:
+        path = self.run_dir / "config.yaml"
+        if not path.exists():
+            return
+        saved = yaml.safe_load(path.read_text()) or {}
+        mine = self.config.to_dict()
+        differ = sorted(k for k in mine if k != "run_dir" and saved.get(k) != mine[k])
+        if differ:
+            detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in differ)
+            raise ValueError(
+                f"{self.run_dir} holds a run with a different configuration ({detail}). "
+                f"Resume it with the same arguments, or pass a new --run-dir.")
+
+    def _stored_normalization(self) -> Normalization | None:
+        path = self.run_dir / "normalization.json"
+        if path.exists():
+            return Normalization.from_dict(json.loads(path.read_text()))
+        return None
+
+    # ---- the step
+    def _build_train_step(self) -> Callable:
+        recipe, model, optimizer = self.recipe, self.model, self.optimizer
+        num_classes = self.preset.num_classes
+        global_batch = float(recipe.batch_size)
+        decay = recipe.weight_decay if recipe.optimizer != "adamw" else 0.0
+        decayed = [v for v in model.trainable_variables if "kernel" in v.path]
+        decayed_ids = {id(v) for v in decayed}
+        scaled = recipe.precision == "mixed_float16"
+
+        def replica_step(x, y):
+            with tf.GradientTape() as tape:
+                probs = model(x, training=True)
+                target = tf.one_hot(y, num_classes)
+                if recipe.label_smoothing:
+                    target = target * (1 - recipe.label_smoothing) + recipe.label_smoothing / num_classes
+                per_example = keras.losses.categorical_crossentropy(target, probs)
+                loss = tf.reduce_sum(per_example) / global_batch
+                scaled_loss = optimizer.scale_loss(loss) if scaled else loss
+            variables = model.trainable_variables
+            grads = tape.gradient(scaled_loss, variables)
+            if decay:
+                grads = [g + decay * tf.cast(v, g.dtype) if id(v) in decayed_ids else g
+                         for g, v in zip(grads, variables)]
+            optimizer.apply_gradients(zip(grads, variables))
+            correct = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32),
+                                       tf.cast(y, tf.int32)), tf.float32)
+            self.loss_sum.assign_add(tf.reduce_sum(per_example))
+            self.correct_sum.assign_add(tf.reduce_sum(correct))
+
+        def step(iterator):
+            x, y = next(iterator)
+            self.strategy.run(replica_step, args=(x, y))
+
+        return tf.function(step, jit_compile=recipe.jit_compile or None)
+
+    def _set_lr(self, global_step: int) -> float:
+        lr = learning_rate_at(self.recipe, global_step, self.steps_per_epoch) * float(self.lr_scale.numpy())
+        lr = max(lr, self.recipe.min_learning_rate) if self.recipe.schedule == "plateau" else lr
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        inner.learning_rate.assign(lr)
+        return lr
+
+    # ---- evaluation
+    def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
+        """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout)."""
+        total, loss, correct = 0, 0.0, 0
+        for x, y in dataset:
+            probs = self._eval_step(x).numpy().astype(np.float64)
+            y = y.numpy()
+            loss += float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).sum())
+            correct += int((probs.argmax(-1) == y).sum())
+            total += len(y)
+        return {"loss": loss / total, "accuracy": correct / total}
+
+    # ---- the loop
+    def restore(self) -> bool:
+        """Restore the latest checkpoint, if any. Returns whether one was found."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return True
+
+    def _save(self) -> None:
+        if not math.isfinite(float(self.loss_sum.read_value())):
+            return
+        self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+
+    def _write_run_files(self) -> None:
+        if not self.is_chief:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "config.yaml", yaml.safe_dump(
+            self.config.to_dict(), sort_keys=False))
+        write_atomic(self.run_dir / "normalization.json",
+                     json.dumps(self.datasets.normalization.to_dict()))
+        write_atomic(self.run_dir / "resolved.yaml", yaml.safe_dump(
+            {"preset": self.preset.to_dict(), "recipe": self.recipe.to_dict(),
+             "data": {"source": self.datasets.source, "classes": list(self.datasets.class_names),
+                      "train": self.datasets.size("train"), "val": self.datasets.size("val"),
+                      "test": self.datasets.size("test"), "skipped": len(self.datasets.skipped)},
+             "tensorflow": tf.__version__, "keras": keras.__version__,
+             "devices": [d.name for d in tf.config.list_logical_devices()]}, sort_keys=False))
+
+    def info(self) -> dict[str, Any]:
+        return {**self.datasets.preprocessing(), "preset": self.preset.to_dict(),
+                "recipe": self.recipe.name, "run_dir": str(self.run_dir)}
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Train (or resume) to the recipe's last epoch. Returns the history rows."""
+        resumed = self.restore()
+        self._write_run_files()
+        history = [r for r in read_history(self.run_dir) if r["epoch"] < int(self.epoch.numpy())] \
+            if resumed else []
+        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) \
+            if self.is_chief else tf.summary.create_noop_writer()
+        epochs, steps = self.recipe.epochs, self.steps_per_epoch
+        if resumed:
+            self._say(f"Resuming {self.run_dir} at epoch {int(self.epoch.numpy()) + 1}, step "
+                      f"{int(self.step_in_epoch.numpy())} (optimizer step "
+                      f"{int(self.optimizer.iterations.numpy())}).")
+        else:
+            self._say(f"Training {self.preset.name!r} with recipe {self.recipe.name!r} on "
+                      f"{self.datasets.source}: {self.datasets.size('train')} training images, "
+                      f"{self.datasets.size('val')} validation, {epochs} epochs of {steps} steps "
+                      f"-> {self.run_dir}")
+        while int(self.epoch.numpy()) < epochs:
+            epoch, start_step = int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
+            started = time.time()
+            if start_step == 0:
+                self.loss_sum.assign(0.0)
+                self.correct_sum.assign(0.0)
+            dataset = self.strategy.experimental_distribute_dataset(
+                self.datasets.train(epoch, start_step)) if self.strategy.num_replicas_in_sync > 1 \
+                else self.datasets.train(epoch, start_step)
+            iterator = iter(dataset)
+            progress = _Progress(epoch, epochs, steps, start_step, self.log)
+            lr = 0.0
+            for step in range(start_step, steps):
+                lr = self._set_lr(epoch * steps + step)
+                self._train_step(iterator)
+                self.step_in_epoch.assign(step + 1)
+                seen = (step + 1) * self.recipe.batch_size
+                if (step + 1) % progress.every == 0 or (step + 1) % self.config.checkpoint_every == 0:
+                    loss = float(self.loss_sum.read_value()) / seen
+                    self._check_finite(loss, epoch, step)
+                    progress.update(step + 1, loss, float(self.correct_sum.read_value()) / seen)
+                    if (step + 1) % self.config.checkpoint_every == 0 and step + 1 < steps:
+                        self._save()
+            seen = steps * self.recipe.batch_size
+            train_loss = float(self.loss_sum.read_value()) / seen
+            self._check_finite(train_loss, epoch, steps - 1)
+            train_acc = float(self.correct_sum.read_value()) / seen
+            progress.update(steps, train_loss, train_acc, final=True)
+            row = {"epoch": epoch, "loss": train_loss, "accuracy": train_acc,
+                   "val_loss": None, "val_accuracy": None, "lr": lr}
+            val = self.datasets.val()
+            if val is not None:
+                scores = self.evaluate_split(val)
+                row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                self._say(f"  validation loss {scores['loss']:.4f} accuracy {scores['accuracy']:.4f}")
+            row["seconds"] = round(time.time() - started, 2)
+            self._end_of_epoch(row)
+            history = [r for r in history if r["epoch"] < epoch] + [row]
+            if self.is_chief:
+                _write_history(self.run_dir, history)
+                with writer.as_default(step=epoch + 1):
+                    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+                        if row[key] is not None:
+                            tf.summary.scalar(key, row[key])
+                writer.flush()
+            self.epoch.assign(epoch + 1)
+            self.step_in_epoch.assign(0)
+            self._save()
+        if self.is_chief and not (self.ckpt_dir / "last.keras").exists():
+            self._export(best=not (self.ckpt_dir / "best.keras").exists())
+        return history
+
+    def _end_of_epoch(self, row: dict[str, Any]) -> None:
+        metric = row["val_accuracy"] if row["val_accuracy"] is not None else row["accuracy"]
+        improved = metric > float(self.best_val.numpy())
+        if improved:
+            self.best_val.assign(metric)
+            self.plateau_wait.assign(0)
+        else:
+            self.plateau_wait.assign_add(1)
+            if self.recipe.schedule == "plateau" and int(self.plateau_wait.numpy()) >= self.recipe.plateau_patience:
+                self.lr_scale.assign(self.lr_scale * self.recipe.plateau_factor)
+                self.plateau_wait.assign(0)
+                self._say(f"  validation accuracy has not improved for {self.recipe.plateau_patience}"
+                          f" epochs: learning rate x{self.recipe.plateau_factor}")
+        if self.is_chief:
+            self._export(best=improved)
+
+    def _export(self, best: bool) -> None:
+        model = inference_model(self.model, self.info())
+        save_model_atomic(model, self.ckpt_dir / "last.keras")
+        if best:
+            save_model_atomic(model, self.ckpt_dir / "best.keras")
+
+    def _check_finite(self, loss: float, epoch: int, step: int) -> None:
+        if not math.isfinite(loss):
+            latest = self.manager.latest_checkpoint or "none yet"
+            raise TrainingDiverged(
+                f"The training loss became {loss} at epoch {epoch + 1}, step {step + 1}. "
+                f"Training stopped; the last good checkpoint ({latest}) is kept. Lower the "
+                f"learning rate (--set learning_rate=...) or check the data.")
+
+    def _say(self, text: str) -> None:
+        if self.is_chief:
+            print(text, file=self.log, flush=True)
+
+
+def train(config: TrainConfig | None = None, **kwargs) -> Trainer:
+    """Train (or resume) a run; returns the :class:`Trainer` (its ``run_dir``, ``model``...).
+
+    ``train(preset="cifar", recipe="cpu", data="cifar10", recipe_overrides={"epochs": 2})``
+    """
+    config = config or TrainConfig(**kwargs)
+    trainer = Trainer(config)
+    trainer.fit()
+    return trainer
