@@ -6,13 +6,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Parameters of `make train` (issue-free defaults; override on the command line).
+# Parameters of `make train` (override on the command line):
+#   DATA     cifar10 (download), a CIFAR-10 archive or folder, or a class-folder tree
+#   RUN_DIR  the run folder (default runs/<preset>-<recipe>; the same command resumes it)
+#   ARGS     any other `python -m alexnet_lib train` flags, e.g. ARGS="--epochs 2"
 PRESET ?= cifar
+DATA ?= cifar10
+RUN_DIR ?=
+ARGS ?=
 
 .PHONY: help setup train test test-fast bench clean
 
 help:
-	@echo "make train   build the default preset and print its summary (PRESET=$(PRESET))"
+	@echo "make train   train the default CPU job and evaluate it (PRESET=$(PRESET) DATA=$(DATA))"
 	@echo "make test    run the test suite (creates .venv on first use)"
 	@echo "make bench   measure training throughput (docs/benchmarks.md)"
 	@echo "make clean   remove caches (keeps .venv, data/ and runs/)"
@@ -28,8 +34,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: $(STAMP)
-	@echo "Training is not implemented yet: building the '$(PRESET)' preset and printing its summary."
-	$(PY) -m alexnet_lib summary --preset $(PRESET)
+	$(PY) -m alexnet_lib train --preset $(PRESET) --data $(DATA) $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
@@ -37,6 +42,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -2,11 +2,19 @@
 
 Commands:
     summary   build a preset (with overrides) and print its layers and parameter count.
+    train     train (or resume) a run, then evaluate it on the test set.
+    evaluate  top-1/top-5, per-class accuracy and confusion of a run's model -> metrics.json.
+    predict   classes and probabilities for image files.
+
+Exit status: 0 on success, 2 for a bad argument or input (one ``error:`` line naming it),
+1 when training diverged or some images could not be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 
@@ -40,6 +48,117 @@ def cmd_summary(args) -> int:
     return 0
 
 
+DEFAULT_RECIPE = {"cifar": "cpu", "seed": "seed", "paper": "paper"}
+
+
+def _split_overrides(items: list[str]) -> tuple[dict, dict]:
+    """``--set`` values go to the preset or the recipe, by field name."""
+    from .model import Preset
+    from .train import Recipe
+
+    preset_fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {"name", "description", "preset"}
+    preset, recipe = {}, {}
+    for key, value in _parse_overrides(items).items():
+        if key in preset_fields:
+            preset[key] = value
+        elif key in recipe_fields:
+            recipe[key] = value
+        else:
+            raise ValueError(f"--set {key}=...: {key!r} is neither a preset field "
+                             f"({', '.join(sorted(preset_fields))}) nor a recipe field "
+                             f"({', '.join(sorted(recipe_fields))}).")
+    return preset, recipe
+
+
+def train_config_from_args(args) -> "TrainConfig":
+    from .train import RECIPES, TrainConfig
+
+    if args.recipe is not None and args.recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {args.recipe!r}: choose from {sorted(RECIPES)}.")
+    preset = args.preset or (RECIPES[args.recipe].preset if args.recipe else "cifar")
+    recipe = args.recipe or DEFAULT_RECIPE.get(preset, "cpu")
+    preset_overrides, recipe_overrides = _split_overrides(args.set)
+    if args.epochs is not None:
+        recipe_overrides["epochs"] = args.epochs
+    if args.batch_size is not None:
+        recipe_overrides["batch_size"] = args.batch_size
+    for name in ("train_subset", "test_subset", "val_size"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0. Received: {value}")
+    config = TrainConfig(
+        preset=preset, preset_overrides=preset_overrides, recipe=recipe,
+        recipe_overrides=recipe_overrides, data=args.data, val_size=args.val_size,
+        train_subset=args.train_subset, test_subset=args.test_subset, seed=args.seed,
+        run_dir=args.run_dir, skip_corrupt=args.skip_corrupt,
+        checkpoint_every=args.checkpoint_every)
+    config.resolved_recipe()  # fail now, not after loading the data
+    config.resolved_preset()
+    return config
+
+
+def cmd_train(args) -> int:
+    from .evaluate import evaluate
+    from .train import Trainer
+
+    config = train_config_from_args(args)
+    trainer = Trainer(config)
+    if trainer.datasets.skipped:
+        print(f"Skipped {len(trainer.datasets.skipped)} unreadable file(s), e.g. "
+              f"{trainer.datasets.skipped[0]}", file=sys.stderr)
+    trainer.fit()
+    if args.no_evaluate:
+        return 0
+    metrics = evaluate(trainer.run_dir, tta=args.tta, datasets=trainer.datasets)
+    print(f"Test accuracy (top-1) {metrics['test_top1']:.4f}, top-5 {metrics['test_top5']:.4f} "
+          f"over {metrics['num_examples']} images of {metrics['data']}"
+          f"{' with 10-view averaging' if args.tta else ''}.")
+    print(f"Checkpoint: {trainer.ckpt_dir / 'best.keras'}")
+    print(f"Metrics: {trainer.run_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    metrics = evaluate(args.run_dir, tta=args.tta, checkpoint=args.checkpoint)
+    shown = {k: v for k, v in metrics.items() if k != "confusion"}
+    print(json.dumps(shown, indent=2))
+    print(f"Wrote {os.path.join(args.run_dir, 'metrics.json')} (with the confusion matrix).")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict
+
+    results = predict(args.checkpoint, args.images, top_k=args.top_k)
+    failed = [r for r in results if r.error]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            if not r.error:
+                print(f"{r.path}: " + ", ".join(f"{c} {p:.3f}" for c, p in r.top))
+    for r in failed:
+        print(f"error: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _nonnegative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m alexnet_lib",
@@ -51,15 +170,65 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a preset field, e.g. --set towers=false --set image_size=64")
     summary.set_defaults(func=cmd_summary)
+
+    train = sub.add_parser(
+        "train", help="train (or resume) a run, then evaluate it",
+        description="Train AlexNet into a run folder; the same command resumes an interrupted "
+                    "run. Recipes: cpu (default for cifar), seed, paper.")
+    train.add_argument("--preset", help="cifar (default), seed or paper")
+    train.add_argument("--recipe", help="cpu, seed or paper (default: the preset's own)")
+    train.add_argument("--data", default="cifar10",
+                       help="cifar10 (download), a CIFAR-10 archive or folder, or a class-folder "
+                            "tree such as ../shared/datasets/cifar10-jpeg (default: cifar10)")
+    train.add_argument("--epochs", type=_positive, help="override the recipe's epochs")
+    train.add_argument("--batch-size", type=_positive, help="override the recipe's batch size")
+    train.add_argument("--train-subset", type=_positive, help="use only this many training images")
+    train.add_argument("--test-subset", type=_positive, help="use only this many test images")
+    train.add_argument("--val-size", type=_nonnegative, default=5000,
+                       help="validation images carved from the training split (default 5000)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--run-dir", help="run folder (default runs/<preset>-<recipe>)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a preset or recipe field, e.g. --set learning_rate=0.02 "
+                            "--set towers=false")
+    train.add_argument("--checkpoint-every", type=_positive, default=200,
+                       help="optimizer steps between resume checkpoints (default 200; one is "
+                            "also written after every epoch)")
+    train.add_argument("--skip-corrupt", action="store_true",
+                       help="skip unreadable images of a class-folder tree (and report them)")
+    train.add_argument("--tta", action="store_true", help="evaluate with 10-view averaging")
+    train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a run on the whole test set")
+    evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="average the paper's 10 views (corners, centre, mirrors)")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                          help="which saved model (default: best validation accuracy)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify image files")
+    predict.add_argument("--checkpoint", required=True,
+                         help="a .keras model saved by train, or a run folder")
+    predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    from .train import TrainingDiverged
+
     try:
         return args.func(args)
-    except ValueError as error:
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

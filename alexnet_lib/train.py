@@ -283,6 +283,13 @@ def input_model(model: keras.Model, datasets: Datasets) -> keras.Model:
     return keras.Model(inputs, model(x), name=model.name)
 
 
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def inference_model(model: keras.Model, info: dict[str, Any]) -> keras.Model:
     """``model`` behind an :class:`InferenceInfo` layer that carries class names, sizes and
     normalization inside the saved ``.keras`` file."""
@@ -336,7 +343,7 @@ class _Progress:
         self.every = 1 if self.tty else max(1, steps // 5)
 
     def update(self, step: int, loss: float, accuracy: float, final: bool = False) -> None:
-        if not final and step % self.every:
+        if not final and (step % self.every or step == self.steps):
             return
         done = step - self.start_step
         elapsed = time.time() - self.start
@@ -404,7 +411,10 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, epoch=self.epoch,
             step=self.step_in_epoch, lr_scale=self.lr_scale, best_val=self.best_val,
-            plateau_wait=self.plateau_wait, loss_sum=self.loss_sum, correct_sum=self.correct_sum)
+            plateau_wait=self.plateau_wait, loss_sum=self.loss_sum, correct_sum=self.correct_sum,
+            # Dropout's random state, so a resumed run draws the same masks as an unbroken one.
+            dropout_seeds=[layer.seed_generator.state for layer in _all_layers(self.model)
+                           if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)])
         directory = self.ckpt_dir if is_chief else self.ckpt_dir / f".worker-{os.getpid()}"
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
         self._train_step = self._build_train_step()
@@ -417,7 +427,8 @@ class Trainer:
             return
         saved = yaml.safe_load(path.read_text()) or {}
         mine = self.config.to_dict()
-        differ = sorted(k for k in mine if k != "run_dir" and saved.get(k) != mine[k])
+        differ = sorted(k for k in mine if k not in ("run_dir", "checkpoint_every")
+                        and saved.get(k) != mine[k])
         if differ:
             detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in differ)
             raise ValueError(
@@ -460,11 +471,14 @@ class Trainer:
             self.loss_sum.assign_add(tf.reduce_sum(per_example))
             self.correct_sum.assign_add(tf.reduce_sum(correct))
 
+        # XLA compiles the replica's computation; the iterator stays outside it.
+        replica = tf.function(replica_step, jit_compile=True) if recipe.jit_compile else replica_step
+
         def step(iterator):
             x, y = next(iterator)
-            self.strategy.run(replica_step, args=(x, y))
+            self.strategy.run(replica, args=(x, y))
 
-        return tf.function(step, jit_compile=recipe.jit_compile or None)
+        return tf.function(step)
 
     def _set_lr(self, global_step: int) -> float:
         lr = learning_rate_at(self.recipe, global_step, self.steps_per_epoch) * float(self.lr_scale.numpy())
@@ -487,12 +501,28 @@ class Trainer:
 
     # ---- the loop
     def restore(self) -> bool:
-        """Restore the latest checkpoint, if any. Returns whether one was found."""
-        latest = self.manager.latest_checkpoint
-        if latest is None:
-            return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return True
+        """Restore the newest readable checkpoint, if any. Returns whether one was found.
+
+        A checkpoint whose files were damaged after they were written (truncated, altered)
+        is reported and skipped for the one before it.
+
+        Raises:
+            ValueError: when checkpoints exist but none can be read.
+        """
+        candidates = list(reversed(self.manager.checkpoints))
+        for i, prefix in enumerate(candidates):
+            try:
+                self.checkpoint.restore(prefix).assert_existing_objects_matched()
+                return True
+            except Exception as error:  # noqa: BLE001  (any damage: report, try the older one)
+                reason = str(error).splitlines()[0][:200]
+                self._say(f"warning: checkpoint {prefix} cannot be read ({reason})"
+                          + ("; trying the previous one." if i + 1 < len(candidates) else "."))
+        if candidates:
+            raise ValueError(
+                f"No checkpoint in {self.ckpt_dir} can be read ({', '.join(candidates)}). "
+                f"Move the folder aside to start over, or pass a new --run-dir.")
+        return False
 
     def _save(self) -> None:
         if not math.isfinite(float(self.loss_sum.read_value())):

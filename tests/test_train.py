@@ -1,0 +1,260 @@
+"""Training: recipes, schedules, a real run on a learnable tiny tree, resume after kill -9,
+divergence, tampered checkpoints and models, evaluation and prediction."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from alexnet_lib.cli import main
+from alexnet_lib.evaluate import classification_metrics, evaluate, load_model
+from alexnet_lib.predict import predict
+from alexnet_lib.train import (RECIPES, TrainConfig, Trainer, TrainingDiverged, get_recipe,
+                               learning_rate_at, read_history)
+
+COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 220), (230, 220, 50)]
+SMALL = {"image_size": 16, "conv1_filters": 16, "conv_filters": [24, 32, 32, 24], "fc_units": 64}
+
+
+def make_tree(root: Path, train: int = 40, test: int = 12, size: int = 16) -> Path:
+    """Four colour-coded classes with noise: learnable in a few dozen steps."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("test", test)):
+        for label, name in enumerate(["red", "green", "blue", "yellow"]):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = np.array(COLOURS[label]) + rng.normal(0, 40, (size, size, 3))
+                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_tree(tmp_path_factory.mktemp("tree"))
+
+
+def config(tree, run_dir, **kw) -> TrainConfig:
+    recipe = {"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "warmup_epochs": 0.5}
+    recipe.update(kw.pop("recipe", {}))
+    return TrainConfig(data=str(tree), preset_overrides=dict(SMALL), recipe_overrides=recipe,
+                       val_size=16, run_dir=str(run_dir), checkpoint_every=4, **kw)
+
+
+def cli_args(tree, run_dir, *extra):
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in SMALL.items()]
+    return ["train", "--data", str(tree), "--run-dir", str(run_dir), "--epochs", "3",
+            "--batch-size", "16", "--val-size", "16", "--checkpoint-every", "2",
+            "--set=learning_rate=0.02", "--set=warmup_epochs=0.5", *sets, *extra]
+
+
+def test_recipes_validate_and_name_bad_values():
+    assert get_recipe("seed").learning_rate == 5e-5 and get_recipe("seed").epochs == 18
+    paper = get_recipe("paper")
+    assert (paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size) == ("sgd", 0.9, 5e-4, 128)
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'"):
+        get_recipe("fast")
+    with pytest.raises(ValueError, match="epochs=-1"):
+        get_recipe("cpu", epochs=-1)
+    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+        get_recipe("cpu", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="lr"):
+        get_recipe("cpu", lr=0.1)
+    assert set(RECIPES) == {"seed", "paper", "cpu"}
+
+
+def test_learning_rate_schedules():
+    onecycle = get_recipe("cpu", epochs=10, learning_rate=0.1, warmup_epochs=2)
+    assert learning_rate_at(onecycle, 0, 100) == pytest.approx(0.1 / 200)
+    assert learning_rate_at(onecycle, 199, 100) == pytest.approx(0.1)
+    assert learning_rate_at(onecycle, 600, 100) == pytest.approx(0.1 * 0.5 + 1e-4 * 0.5)
+    assert learning_rate_at(onecycle, 1000, 100) == pytest.approx(1e-4)
+    cosine = onecycle.replace(schedule="cosine")
+    assert learning_rate_at(cosine, 600, 100) == pytest.approx(0.05)
+    assert learning_rate_at(get_recipe("paper"), 12345, 100) == 0.01
+
+
+def test_training_learns_writes_the_run_folder_and_evaluates(tree, tmp_path):
+    trainer = Trainer(config(tree, tmp_path / "run"))
+    history = trainer.fit()
+    run = tmp_path / "run"
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    saved = read_history(run)
+    assert [r["epoch"] for r in saved] == [0, 1, 2]
+    for a, b in zip(saved, history):
+        assert a["loss"] == pytest.approx(b["loss"]) and a["val_accuracy"] == pytest.approx(b["val_accuracy"])
+    steps = trainer.steps_per_epoch
+    assert steps == (160 - 16) // 16
+    assert int(trainer.optimizer.iterations.numpy()) == 3 * steps
+    for name in ("config.yaml", "history.csv", "normalization.json", "checkpoints/best.keras",
+                 "checkpoints/last.keras", "checkpoints/checkpoint"):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").iterdir())
+    assert history[-1]["loss"] < history[0]["loss"]
+    metrics = evaluate(run)
+    assert metrics["num_examples"] == 48
+    assert metrics["test_top1"] > 0.6  # chance is 0.25
+    assert np.sum(metrics["confusion"]) == 48
+    assert json.loads((run / "metrics.json").read_text())["test_top1"] == metrics["test_top1"]
+    tta = evaluate(run, tta=True, write=False)
+    assert tta["tta"] and tta["test_top1"] > 0.6
+    # The saved model loads with safe_mode and carries what inference needs.
+    model = load_model(run / "checkpoints" / "best.keras")
+    info = model.get_layer("inference_info").info
+    assert info["class_names"] == ["blue", "green", "red", "yellow"] and info["input_size"] == 16
+
+
+def test_same_seed_same_first_epoch_loss(tree, tmp_path):
+    losses = []
+    for name in ("a", "b"):
+        cfg = config(tree, tmp_path / name, recipe={"epochs": 1})
+        losses.append(Trainer(cfg).fit()[0]["loss"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_metrics_count_every_example():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    labels = np.array([0, 1, 1, 2])
+    m = classification_metrics(probs, labels, ["a", "b", "c"])
+    assert m["test_top1"] == 0.5 and m["test_top5"] == 1.0
+    assert m["per_class"] == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert m["confusion"] == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
+
+
+def _run_cli(args, **kw):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "alexnet_lib", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_kill_minus_nine_mid_epoch_then_resume(tree, tmp_path):
+    """A real subprocess killed mid-epoch 2 and restarted ends exactly like an unbroken run."""
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = _run_cli(cli_args(tree, killed, "--no-evaluate"))
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("epoch 2/3 step 6/"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert not (killed / "checkpoints" / "last.keras").exists() or True
+    resumed = _run_cli(cli_args(tree, killed, "--no-evaluate"))
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "Resuming" in out and "epoch 2, step" in out
+    unbroken = _run_cli(cli_args(tree, whole, "--no-evaluate"))
+    out2, _ = unbroken.communicate(timeout=300)
+    assert unbroken.returncode == 0, out2
+
+    def final(run):
+        trainer = Trainer(config(tree, run))  # same config, so it restores
+        trainer.restore()
+        return trainer
+    a, b = final(killed), final(whole)
+    steps = a.steps_per_epoch
+    assert int(a.optimizer.iterations.numpy()) == int(b.optimizer.iterations.numpy()) == 3 * steps
+    assert [r["epoch"] for r in read_history(killed)] == [0, 1, 2]
+    assert read_history(killed)[0]["loss"] == pytest.approx(read_history(whole)[0]["loss"], rel=1e-5)
+    for va, vb in zip(a.model.trainable_variables, b.model.trainable_variables):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tree, tmp_path):
+    trainer = Trainer(config(tree, tmp_path / "nan", recipe={"learning_rate": 1e12}))
+    with pytest.raises(TrainingDiverged, match="loss became (nan|inf)"):
+        trainer.fit()
+    # Every checkpoint that was written holds finite weights.
+    for prefix in trainer.manager.checkpoints:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.isfinite(value).all(), (prefix, name)
+
+
+def test_changed_arguments_on_an_existing_run_are_refused(tree, tmp_path):
+    Trainer(config(tree, tmp_path / "run", recipe={"epochs": 1})).fit()
+    with pytest.raises(ValueError, match="different configuration.*epochs"):
+        Trainer(config(tree, tmp_path / "run", recipe={"epochs": 2}))
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tree, tmp_path):
+    run = tmp_path / "run"
+    first = Trainer(config(tree, run))
+    first.fit()
+    kept = first.manager.checkpoints
+    assert len(kept) == 2
+    data = Path(kept[-1] + ".data-00000-of-00001")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    # Debris of an interrupted save must not be picked up either.
+    (run / "checkpoints" / "ckpt-99999.index").write_bytes(b"garbage")
+    again = Trainer(config(tree, run))
+    assert again.restore()
+    assert int(again.optimizer.iterations.numpy()) == int(kept[-2].rsplit("-", 1)[1])
+
+
+def test_tampered_models_are_refused(tree, tmp_path):
+    # A model with a Lambda layer (arbitrary Python) is refused by safe_mode.
+    inputs = keras.Input((4,))
+    evil = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    evil.save(tmp_path / "evil.keras")
+    with pytest.raises(ValueError, match="evil.keras"):
+        load_model(tmp_path / "evil.keras")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(ValueError, match="truncated.keras"):
+        load_model(truncated)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_cli_train_evaluate_predict(tree, tmp_path, capsys):
+    run = tmp_path / "cli"
+    assert main(cli_args(tree, run)) == 0
+    out = capsys.readouterr().out
+    assert "Test accuracy (top-1)" in out and str(run / "checkpoints" / "best.keras") in out
+    assert main(["evaluate", "--run-dir", str(run), "--tta"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["tta"] is True and metrics["test_top1"] > 0.6
+    # predict: images of another size and mode, one broken file; the others still run.
+    big = tmp_path / "big_red.jpg"
+    Image.fromarray(np.full((120, 90, 3), COLOURS[0], np.uint8)).save(big)
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.full((20, 20), 128, np.uint8), mode="L").save(gray)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    capsys.readouterr()
+    code = main(["predict", "--checkpoint", str(run / "checkpoints" / "best.keras"), "--json",
+                 "--top-k", "2", str(big), str(broken), str(gray)])
+    captured = capsys.readouterr()
+    assert code == 1 and "broken.png" in captured.err
+    results = json.loads(captured.out)
+    assert [r["path"] for r in results] == [str(big), str(broken), str(gray)]
+    assert results[0]["top"][0]["class"] == "red" and len(results[0]["top"]) == 2
+    assert sum(t["probability"] for t in results[2]["top"]) <= 1.0 + 1e-6
+    assert "error" in results[1]
+    ok = predict(run, [big])[0]
+    assert ok.top[0][0] == "red" and ok.error is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--recipe", "fast"], "Unknown recipe 'fast'"),
+    (["train", "--preset", "tiny"], "tiny"),
+    (["train", "--data", "/no/such/data"], "/no/such/data"),
+    (["train", "--set", "colour=red"], "'colour' is neither"),
+    (["evaluate", "--run-dir", "/no/such/run"], "/no/such/run"),
+])
+def test_cli_errors_name_the_value(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
