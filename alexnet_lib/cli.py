@@ -57,7 +57,8 @@ def _split_overrides(items: list[str]) -> tuple[dict, dict]:
     from .train import Recipe
 
     preset_fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
-    recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {"name", "description", "preset"}
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {
+        "name", "description", "preset", "dropout", "image_size"}
     preset, recipe = {}, {}
     for key, value in _parse_overrides(items).items():
         if key in preset_fields:

@@ -200,3 +200,25 @@ def test_augment_values():
     assert Augment.from_value("crop,flip") == Augment(True, True, False)
     assert Augment.from_value(True) == Augment(True, True, True)
     assert Augment.from_value(None) == Augment(False, False, False)
+
+
+def test_smaller_input_crops_the_stored_image_without_resizing():
+    assert crop_policy(24, 32) == ("crop", 32) and crop_policy(16, 64) == ("pad", 2)
+    ds = _make(_fake(size=20), val_size=0, batch_size=8, image_size=16, augment="crop")
+    norm = ds.normalization
+    x, _ = next(iter(ds.test()))
+    raw = (ds.splits["test"][0][:8] / 255.0 - np.array(norm.mean)) / np.array(norm.std)
+    np.testing.assert_allclose(x.numpy(), raw[:, 2:18, 2:18], atol=1e-5)  # the centre
+    order = np.random.default_rng([ds.seed, 1, 0]).permutation(ds.size("train"))[:8]
+    train_raw = (ds.splits["train"][0][order] / 255.0 - np.array(norm.mean)) / np.array(norm.std)
+    t, _ = next(iter(ds.train(0)))
+    offsets = set()
+    for i in range(8):
+        hits = [(a, b) for a in range(5) for b in range(5)
+                if np.allclose(train_raw[i, a:a + 16, b:b + 16], t[i], atol=1e-5)]
+        assert hits
+        offsets.add(hits[0])
+    assert len(offsets) > 1
+    views, _ = next(iter(ds.test("tta")))
+    np.testing.assert_allclose(views[:, 0], raw[:, :16, :16], atol=1e-5)
+    np.testing.assert_allclose(views[:, 4], x, atol=1e-5)

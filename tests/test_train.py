@@ -258,3 +258,28 @@ def test_cli_train_evaluate_predict(tree, tmp_path, capsys):
 def test_cli_errors_name_the_value(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_rerun_of_a_finished_run_only_evaluates(tree, tmp_path, capsys):
+    run = tmp_path / "done"
+    args = cli_args(tree, run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+    first = json.loads((run / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "has finished its 1 epochs" in out and "epoch 1/1" not in out
+    assert json.loads((run / "metrics.json").read_text())["test_top1"] == first["test_top1"]
+
+
+def test_recipe_follows_the_preset():
+    from alexnet_lib.cli import build_parser, train_config_from_args
+
+    parse = build_parser().parse_args
+    assert train_config_from_args(parse(["train", "--preset", "seed"])).recipe == "seed"
+    assert train_config_from_args(parse(["train", "--recipe", "paper"])).preset == "paper"
+    config = train_config_from_args(parse(["train", "--set", "dropout=0.3", "--epochs", "2"]))
+    assert (config.preset, config.recipe) == ("cifar", "cpu")
+    assert config.resolved_preset().dropout == 0.3 and config.resolved_recipe().epochs == 2
+    assert TrainConfig().resolved_preset().dropout == 0.0  # the cpu recipe's own choice

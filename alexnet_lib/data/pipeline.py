@@ -4,15 +4,18 @@ Images stay in memory as uint8 at their stored size (150 MB for CIFAR-10). Each 
 gathered by index, then converted, normalized, resized to the model's input and augmented in a
 parallel ``map`` stage, and prefetched; no resized copy of the data set ever exists.
 
-Two crop policies follow from the preset's input size ``S``:
+Three crop policies follow from the preset's input size ``S`` (see :func:`crop_policy`):
 
 * ``pad`` (``S <= 64``, e.g. the ``cifar`` preset at 32): images are resized to ``S`` if
   needed; training crops a random ``S x S`` window from the image reflect-padded by ``S/8``.
+* ``crop`` (``S`` a little under the stored size, e.g. 24 from CIFAR's 32, as TensorFlow's
+  classic CIFAR-10 model trained): a random ``S x S`` window of the stored image; evaluation
+  takes the centre.
 * ``scale`` (``S > 64``, the ``paper`` and ``seed`` presets at 227): images are resized to
   ``L = round(S * 256 / 227)`` (256 for 227), as the paper rescaled ImageNet to 256; training
   takes a random ``S x S`` crop, evaluation the centre crop.
 
-In both, the 10-view test-time augmentation takes the paper's four corner and centre crops of
+In each, the 10-view test-time augmentation takes the paper's four corner and centre crops of
 the same canvas (the padded or rescaled image) and their mirror images.
 
 Randomness is stateless, derived from ``(seed, epoch, step)``: an epoch's batches, crops,
@@ -147,11 +150,19 @@ def compute_normalization(images: np.ndarray | list[np.ndarray], mode: str = "ch
     )
 
 
-def crop_policy(image_size: int) -> tuple[str, int]:
-    """``("pad", padding)`` for inputs up to 64 pixels, else ``("scale", canvas_size)``."""
-    if image_size <= 64:
-        return "pad", max(1, round(image_size / 8))
-    return "scale", int(round(image_size * 256 / 227))
+def crop_policy(image_size: int, stored_size: int | None = None) -> tuple[str, int]:
+    """How crops of ``image_size`` are taken from images stored at ``stored_size``.
+
+    ``("scale", canvas)`` for inputs over 64 pixels (rescale to ``canvas``, crop);
+    ``("crop", stored_size)`` when the input is a little smaller than the stored image (up to
+    1.5x, e.g. 24 from 32, as TensorFlow's classic CIFAR-10 model did): crop without
+    resizing; else ``("pad", padding)``: resize to ``image_size``, reflect-pad, crop.
+    """
+    if image_size > 64:
+        return "scale", int(round(image_size * 256 / 227))
+    if stored_size is not None and image_size < stored_size <= round(image_size * 1.5):
+        return "crop", int(stored_size)
+    return "pad", max(1, round(image_size / 8))
 
 
 def _seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
@@ -189,7 +200,9 @@ def _crop(x: tf.Tensor, top: tf.Tensor, left: tf.Tensor, size: int) -> tf.Tensor
 
 def _canvas(x: tf.Tensor, image_size: int) -> tf.Tensor:
     """The image the crops are taken from: padded (small inputs) or rescaled (large)."""
-    policy, value = crop_policy(image_size)
+    policy, value = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
+    if policy == "crop":
+        return x
     if policy == "pad":
         if x.shape[1] != image_size or x.shape[2] != image_size:
             x = tf.image.resize(x, (image_size, image_size))
@@ -217,7 +230,7 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
                                       else (None, None, None))
     x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
-    policy, _ = crop_policy(image_size)
+    policy, _ = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
     if augment is None or not augment.crop:
         if policy == "pad" and views == "center":
             if x.shape[1] != image_size or x.shape[2] != image_size:
@@ -285,7 +298,6 @@ class Datasets:
     stored_size: tuple[int, int] | None
     skipped: list[Path] = dataclasses.field(default_factory=list)
     eval_batch_size: int | None = None
-    _tensors: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -304,45 +316,43 @@ class Datasets:
                 "input_size": self.input_size, "stored_size": list(self.stored_size or ()),
                 "normalization": self.normalization.to_dict()}
 
-    def _arrays(self, split: str):
-        if split not in self._tensors:
-            images, labels = self.splits[split]
-            if isinstance(images, np.ndarray):
-                self._tensors[split] = (tf.constant(images), tf.constant(labels, tf.int32))
-            else:
-                self._tensors[split] = None
-        return self._tensors[split]
-
     def _indexed(self, split: str, index: np.ndarray, fn, deterministic=True) -> tf.data.Dataset:
-        """``fn(step, uint8_batch, labels)`` over batches of ``index`` rows of ``split``."""
-        arrays = self._arrays(split)
+        """``fn(step, uint8_batch, labels)`` over batches of ``index`` rows of ``split``.
+
+        Rows are gathered from the NumPy arrays themselves (no second copy of the data set
+        as TensorFlow constants). Large batches (the upsampled presets) keep at most two in
+        flight, so peak memory stays bounded; small ones let tf.data tune parallelism.
+        """
         steps = tf.data.Dataset.range(len(index))
         index_ds = tf.data.Dataset.from_tensor_slices(tf.ragged.constant(index).to_tensor(-1)
                                                       if isinstance(index, list) else index)
         ds = tf.data.Dataset.zip(steps, index_ds)
-        if arrays is not None:
-            images, labels = arrays
-
-            def gather(step, rows):
-                rows = tf.boolean_mask(rows, rows >= 0)
-                return fn(step, tf.gather(images, rows), tf.gather(labels, rows))
-        else:
-            # Images of several sizes: bring each to the canvas size first, in Python order.
-            images_list, labels_np = self.splits[split]
-            size = self._base_size()
+        images, labels_np = self.splits[split]
+        if isinstance(images, np.ndarray):
+            shape = images.shape[1:]
 
             def load(rows):
                 rows = rows[rows >= 0]
-                return (np.stack([_resize_np(images_list[i], size) for i in rows]),
+                return images[rows], labels_np[rows].astype(np.int32)
+        else:
+            # Images of several sizes: bring each to the canvas size first.
+            size = self._base_size()
+            shape = (size, size, 3)
+
+            def load(rows):
+                rows = rows[rows >= 0]
+                return (np.stack([_resize_np(images[i], size) for i in rows]),
                         labels_np[rows].astype(np.int32))
 
-            def gather(step, rows):
-                x, y = tf.numpy_function(load, [rows], (tf.uint8, tf.int32))
-                x.set_shape([None, size, size, 3])
-                y.set_shape([None])
-                return fn(step, x, y)
-        ds = ds.map(gather, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        return ds.prefetch(AUTOTUNE)
+        def gather(step, rows):
+            x, y = tf.numpy_function(load, [rows], (tf.uint8, tf.int32), stateful=False)
+            x.set_shape([None, *shape])
+            y.set_shape([None])
+            return fn(step, x, y)
+        batch_bytes = self.batch_size * self.input_size ** 2 * 3 * 4
+        large = batch_bytes > 16 * 2 ** 20
+        ds = ds.map(gather, num_parallel_calls=2 if large else AUTOTUNE, deterministic=deterministic)
+        return ds.prefetch(2 if large else AUTOTUNE)
 
     def _base_size(self) -> int:
         policy, value = crop_policy(self.input_size)
