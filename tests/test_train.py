@@ -283,3 +283,33 @@ def test_recipe_follows_the_preset():
     assert (config.preset, config.recipe) == ("cifar", "cpu")
     assert config.resolved_preset().dropout == 0.3 and config.resolved_recipe().epochs == 2
     assert TrainConfig().resolved_preset().dropout == 0.0  # the cpu recipe's own choice
+
+
+MIRRORED = r'''
+import sys, json
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+from test_train import config
+from alexnet_lib.train import Trainer
+tree, out = Path(sys.argv[2]), Path(sys.argv[3])
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+mirrored = Trainer(config(tree, out / "mirrored"), strategy=strategy)
+losses = [r["loss"] for r in mirrored.fit()]
+single = [r["loss"] for r in Trainer(config(tree, out / "single")).fit()]
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "mirrored": losses, "single": single,
+                  "steps": int(mirrored.optimizer.iterations.numpy())}))
+'''
+
+
+def test_the_same_loop_runs_under_mirrored_strategy(tree, tmp_path):
+    """Two logical CPUs as replicas: the loss per epoch equals the one-device run's."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(Path(__file__).parent), str(tree),
+                             str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["replicas"] == 2 and data["steps"] == 3 * 9
+    np.testing.assert_allclose(data["mirrored"], data["single"], rtol=2e-3)
