@@ -49,10 +49,12 @@ def model_info(model: keras.Model) -> dict[str, Any]:
                          f"saved by alexnet_lib's train.") from None
 
 
-def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities N x C, labels N)`` over a dataset of ``(images, labels)``; a dataset
-    of 10-view batches (``B x 10 x S x S x 3``) gives view-averaged probabilities."""
-    forward = tf.function(lambda x: model(x, training=False))
+    of 10-view batches (``B x 10 x S x S x 3``) gives view-averaged probabilities.
+    ``forward``: a compiled ``x -> model(x, training=False)`` to reuse across calls."""
+    forward = forward or tf.function(lambda x: model(x, training=False))
     probs, labels = [], []
     for x, y in dataset:
         if x.shape.rank == 5:

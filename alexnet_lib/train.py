@@ -502,14 +502,12 @@ class Trainer:
     # ---- evaluation
     def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout)."""
-        total, loss, correct = 0, 0.0, 0
-        for x, y in dataset:
-            probs = self._eval_step(x).numpy().astype(np.float64)
-            y = y.numpy()
-            loss += float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).sum())
-            correct += int((probs.argmax(-1) == y).sum())
-            total += len(y)
-        return {"loss": loss / total, "accuracy": correct / total}
+        from .evaluate import predict_probabilities
+
+        probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
+        picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)
+        return {"loss": float(-np.log(picked).mean()),
+                "accuracy": float((probs.argmax(-1) == labels).mean())}
 
     # ---- the loop
     def restore(self) -> bool:

@@ -226,7 +226,6 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         views: for evaluation, ``"center"`` (one view) or ``"tta"`` (the paper's 10 views:
             ``B x 10 x S x S x 3``).
     """
-    augment = augment if augment is not None else None
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
                                       else (None, None, None))
     x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
