@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from .data.folders import ImageError, decode_image
-from .data.pipeline import Normalization, _resize_np, transform_batch
+from .data.pipeline import Normalization, resize_image, transform_batch
 from .evaluate import load_model, model_info
 
 
@@ -52,7 +52,7 @@ class Predictor:
     def preprocess(self, image: np.ndarray):
         """uint8 ``H x W x 3`` → the model's input batch of one."""
         if self.stored_size:
-            image = _resize_np(image, self.stored_size)
+            image = resize_image(image, self.stored_size)
         return transform_batch(image[None], self.normalization, self.input_size)
 
     def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:

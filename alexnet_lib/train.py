@@ -502,12 +502,11 @@ class Trainer:
     # ---- evaluation
     def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout)."""
-        from .evaluate import predict_probabilities
+        from .evaluate import classification_metrics, predict_probabilities
 
         probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
-        picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)
-        return {"loss": float(-np.log(picked).mean()),
-                "accuracy": float((probs.argmax(-1) == labels).mean())}
+        metrics = classification_metrics(probs, labels, self.datasets.class_names)
+        return {"loss": metrics["test_loss"], "accuracy": metrics["test_top1"]}
 
     # ---- the loop
     def restore(self) -> bool:

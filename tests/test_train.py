@@ -148,7 +148,6 @@ def test_kill_minus_nine_mid_epoch_then_resume(tree, tmp_path):
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    assert not (killed / "checkpoints" / "last.keras").exists() or True
     resumed = _run_cli(cli_args(tree, killed, "--no-evaluate"))
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out

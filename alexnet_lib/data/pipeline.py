@@ -340,7 +340,7 @@ class Datasets:
 
             def load(rows):
                 rows = rows[rows >= 0]
-                return (np.stack([_resize_np(images[i], size) for i in rows]),
+                return (np.stack([resize_image(images[i], size) for i in rows]),
                         labels_np[rows].astype(np.int32))
 
         def gather(step, rows):
@@ -392,7 +392,8 @@ class Datasets:
         return self.evaluation("test", views)
 
 
-def _resize_np(image: np.ndarray, size: int) -> np.ndarray:
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 ``H x W x 3`` image resized (antialiased) to ``size x size`` uint8."""
     if image.shape[:2] == (size, size):
         return image
     resized = tf.image.resize(image, (size, size), antialias=True)
