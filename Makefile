@@ -14,13 +14,19 @@ PRESET ?= cifar
 DATA ?= cifar10
 RUN_DIR ?=
 ARGS ?=
+# Parameters of `make notebooks`: PARAMS names notebooks/params/<PARAMS>.yaml; DATA and
+# RUN_DIR, when given on the command line, override the set's own.
+PARAMS ?= smoke
+KERNEL := alexnet-cifar10
 
-.PHONY: help setup train test test-fast bench clean
+.PHONY: help setup train test test-fast bench notebooks lab clean
 
 help:
 	@echo "make train   train the default CPU job and evaluate it (PRESET=$(PRESET) DATA=$(DATA))"
 	@echo "make test    run the test suite (creates .venv on first use)"
 	@echo "make bench   measure training throughput (docs/benchmarks.md)"
+	@echo "make notebooks PARAMS=smoke|cpu|gpu-seed|gpu-paper   run the four notebooks (papermill)"
+	@echo "make lab     start JupyterLab with the project's kernel"
 	@echo "make clean   remove caches (keeps .venv, data/ and runs/)"
 
 $(STAMP): pyproject.toml
@@ -38,6 +44,16 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
+
+notebooks: $(STAMP)
+	$(PY) -m alexnet_lib notebooks --params $(PARAMS) \
+		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
+
+# Registers the environment as a Jupyter kernel for this user ("AlexNet (alexnet-cifar10)"),
+# so other Jupyter installations can use it too, then starts JupyterLab in notebooks/.
+lab: $(STAMP)
+	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "AlexNet ($(KERNEL))"
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

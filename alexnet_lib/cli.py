@@ -5,6 +5,7 @@ Commands:
     train     train (or resume) a run, then evaluate it on the test set.
     evaluate  top-1/top-5, per-class accuracy and confusion of a run's model -> metrics.json.
     predict   classes and probabilities for image files.
+    notebooks run the four notebooks with a parameter set through papermill.
 
 Exit status: 0 on success, 2 for a bad argument or input (one ``error:`` line naming it),
 1 when training diverged or some images could not be read.
@@ -146,6 +147,24 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_notebooks(args) -> int:
+    import papermill
+
+    from .notebooks import run_notebooks
+
+    try:
+        run_dir = run_notebooks(args.params, data=args.data, run_dir=args.run_dir,
+                                log_output=args.log_output)
+    except papermill.PapermillExecutionError as error:
+        print(f"error: notebook cell {error.exec_count} failed: {error.ename}: {error.evalue} "
+              f"(the executed notebook up to that cell is in the run folder's notebooks/)",
+              file=sys.stderr)
+        return 1
+    print(f"Executed notebooks: {run_dir / 'notebooks'}")
+    print(f"Figures: {run_dir / 'figures'}")
+    return 0
+
+
 def _nonnegative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -216,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
     predict.set_defaults(func=cmd_predict)
+
+    notebooks = sub.add_parser(
+        "notebooks", help="run the four notebooks with a parameter set (papermill)",
+        description="Execute notebooks/01..04 in order with notebooks/params/<PARAMS>.yaml; "
+                    "the executed copies go to <run_dir>/notebooks, figures to <run_dir>/figures.")
+    notebooks.add_argument("--params", default="smoke",
+                           help="smoke (default), cpu, gpu-seed, gpu-paper, or any "
+                                "notebooks/params/*.yaml")
+    notebooks.add_argument("--data", help="override the set's data source")
+    notebooks.add_argument("--run-dir", help="override the set's run folder")
+    notebooks.add_argument("--log-output", action="store_true",
+                           help="echo the notebooks' output while they run")
+    notebooks.set_defaults(func=cmd_notebooks)
     return parser
 
 

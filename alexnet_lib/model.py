@@ -19,6 +19,7 @@ import keras
 from .layers import LocalResponseNormalization, TowerConv2D
 
 POOLS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
+LRN_POSITIONS = ("before-pool", "after-pool")
 ACTIVATIONS = ("relu", "tanh")
 INITS = ("paper", "he")
 PADDINGS = ("valid", "same")
@@ -44,6 +45,9 @@ class Preset:
         towers: split conv2, conv4, conv5 (and the LRN windows) into two towers that
             see only their own half of the channels, as on the paper's two GPUs.
         lrn: local response normalization after conv1 and conv2.
+        lrn_position: ``"before-pool"`` (the paper: conv, ReLU, LRN, pool) or
+            ``"after-pool"`` (conv, ReLU, pool, LRN, as in Caffe's reference CaffeNet): the
+            same normalization over 4x fewer positions.
         pool: ``"overlapping"`` (3x3, stride 2, the paper) or ``"non-overlapping"``
             (2x2, stride 2, the paper's ablation).
         activation: ``"relu"`` (the paper) or ``"tanh"`` (its Figure 1 comparison).
@@ -65,6 +69,7 @@ class Preset:
     fc_units: int
     towers: bool = True
     lrn: bool = True
+    lrn_position: str = "before-pool"
     pool: str = "overlapping"
     activation: str = "relu"
     dropout: float = 0.5
@@ -165,6 +170,11 @@ class Preset:
                 raise ValueError(
                     f"towers=True splits channels in two, so these must be even. Received: {odd}"
                 )
+        if self.lrn_position not in LRN_POSITIONS:
+            raise ValueError(
+                f"`lrn_position` must be one of {list(LRN_POSITIONS)}. "
+                f"Received: lrn_position={self.lrn_position!r}"
+            )
         if self.pool not in POOLS:
             raise ValueError(f"`pool` must be one of {sorted(POOLS)}. Received: pool={self.pool!r}")
         if self.activation not in ACTIVATIONS:
@@ -335,14 +345,18 @@ def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
                                           name=name)
 
     inputs = keras.Input((p.image_size, p.image_size, 3), name="image")
+    def normalize_and_pool(x, index):
+        if p.lrn and p.lrn_position == "before-pool":
+            x = lrn(f"lrn{index}")(x)
+        x = pool(f"pool{index}")(x)
+        if p.lrn and p.lrn_position == "after-pool":
+            x = lrn(f"lrn{index}")(x)
+        return x
+
     x = conv("conv1", p.conv1_filters, p.conv1_kernel, p.conv1_stride, p.conv1_padding)(inputs)
-    if p.lrn:
-        x = lrn("lrn1")(x)
-    x = pool("pool1")(x)
+    x = normalize_and_pool(x, 1)
     x = conv("conv2", p.conv_filters[0], p.conv2_kernel)(x)
-    if p.lrn:
-        x = lrn("lrn2")(x)
-    x = pool("pool2")(x)
+    x = normalize_and_pool(x, 2)
     x = conv("conv3", p.conv_filters[1], 3)(x)
     x = conv("conv4", p.conv_filters[2], 3)(x)
     x = conv("conv5", p.conv_filters[3], 3)(x)

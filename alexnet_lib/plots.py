@@ -84,6 +84,17 @@ def plot_top5_grid(images: np.ndarray, probs: np.ndarray, labels: np.ndarray,
     return fig
 
 
+def plot_mistakes(images, probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                  columns: int = 4, fig=None):
+    """Wrong predictions as a top-5 grid (``analysis.most_confident_mistakes`` picks them);
+    with none, a figure that says so."""
+    if len(labels) == 0:
+        fig = fig or plt.figure(figsize=(4, 1))
+        fig.text(0.5, 0.5, "no mistakes on these test images", ha="center", va="center")
+        return fig
+    return plot_top5_grid(images, probs, labels, class_names, columns=columns, fig=fig)
+
+
 def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None):
     """conv1's kernels as RGB tiles, one block of rows per tower (the paper's Figure 3).
 
@@ -112,10 +123,193 @@ def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None):
     return fig
 
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG (creating the folder), close it, and return the path."""
+def plot_curves(history: Sequence[dict], fig=None):
+    """Loss and accuracy, training vs validation, side by side."""
+    fig = fig or plt.figure(figsize=(10, 3.5))
+    left, right = fig.subplots(1, 2)
+    plot_history(history, "loss", ax=left)
+    plot_history(history, "accuracy", ax=right)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_counts(counts: Sequence[int], class_names: Sequence[str], ax=None):
+    """Images per class as bars, each labelled with its count."""
+    counts = np.asarray(counts)
+    if len(counts) != len(class_names):
+        raise ValueError(f"{len(counts)} counts for {len(class_names)} class names.")
+    fig, ax = _axes(ax, figsize=(7, 3))
+    bars = ax.bar(range(len(counts)), counts, color="tab:blue")
+    ax.bar_label(bars, [f"{c:,}" for c in counts], fontsize=7)
+    ax.set_xticks(range(len(counts)), class_names, rotation=45, ha="right")
+    ax.set_ylabel("images")
+    return fig
+
+
+def plot_samples(images, index_grid: np.ndarray, class_names: Sequence[str], fig=None):
+    """One row per class of the images at ``index_grid`` (``classes x per_class``
+    indices, -1 for none), the class name at the left."""
+    index_grid = np.asarray(index_grid)
+    rows, columns = index_grid.shape
+    fig = fig or plt.figure(figsize=(columns * 0.9 + 1.2, rows * 0.9))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for (r, c), ax in np.ndenumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if index_grid[r, c] >= 0:
+            ax.imshow(np.asarray(images[index_grid[r, c]]).astype(np.uint8))
+        if c == 0:
+            ax.set_ylabel(class_names[r], rotation=0, ha="right", va="center", fontsize=8)
+    return fig
+
+
+def plot_channel_statistics(stats: dict, ax=None):
+    """Per-channel pixel histograms (from ``analysis.channel_statistics``), the mean and
+    standard deviation of each channel in the legend."""
+    fig, ax = _axes(ax, figsize=(6, 3.5))
+    for c, (name, colour) in enumerate(zip("RGB", ("tab:red", "tab:green", "tab:blue"))):
+        hist = np.asarray(stats["histograms"][c], np.float64)
+        ax.plot(np.arange(256), hist / hist.sum(), color=colour,
+                label=f"{name}: mean {stats['mean'][c]:.3f}, std {stats['std'][c]:.3f}")
+    ax.set_xlabel("pixel value")
+    ax.set_ylabel("fraction of pixels")
+    ax.set_xlim(0, 255)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_model_view(stored: np.ndarray, viewed: np.ndarray, titles: Sequence[str] = (),
+                    fig=None):
+    """Each stored image (top row) above what the model receives (bottom row), with
+    their sizes, so the cost and blur of upsampling are visible."""
+    n = len(stored)
+    fig = fig or plt.figure(figsize=(2.2 * n, 4.6))
+    axes = fig.subplots(2, n, squeeze=False)
+    for i in range(n):
+        for row, images in enumerate((stored, viewed)):
+            image = np.asarray(images[i]).astype(np.uint8)
+            ax = axes[row, i]
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            size = f"{image.shape[0]}x{image.shape[1]}"
+            ax.set_title(f"{titles[i]} {size}" if row == 0 and titles else size, fontsize=8)
+    axes[0, 0].set_ylabel("stored")
+    axes[1, 0].set_ylabel("model input")
+    return fig
+
+
+def _architecture_rows(model) -> list[tuple[str, str, bool]]:
+    """``(name, text, per_tower)`` for the layers of an AlexNet model, input to output."""
+    from .layers import LocalResponseNormalization, TowerConv2D
+
+    towers = any(isinstance(layer, TowerConv2D) for layer in model.layers)
+    rows = []
+    for layer in model.layers[1:]:
+        if layer.name.startswith(("flatten", "dropout")):
+            continue
+        shape = tuple(layer.output.shape[1:])
+        tower_stage = towers and (
+            isinstance(layer, (TowerConv2D, LocalResponseNormalization))
+            or layer.name in ("conv1", "conv5") or layer.name.startswith("pool"))
+        if tower_stage and len(shape) == 3:
+            shape = shape[:-1] + (shape[-1] // 2,)
+        kind = {"TowerConv2D": "conv", "Conv2D": "conv", "LocalResponseNormalization": "LRN",
+                "MaxPooling2D": "max-pool", "Dense": "dense"}.get(type(layer).__name__, "")
+        rows.append((layer.name, f"{layer.name} ({kind}) {'x'.join(map(str, shape))}",
+                     tower_stage))
+    return rows
+
+
+def plot_architecture(model, ax=None):
+    """The network as the paper's Figure 2 draws it: layers top to bottom, each tower's
+    half of a layer in its own column; conv3 and the dense layers take both towers'
+    maps (the crossing arrows). Shapes are per tower where the model is split."""
+    rows = _architecture_rows(model)
+    fig, ax = _axes(ax, figsize=(7, 0.55 * len(rows) + 0.8))
+    towered = any(t for _, _, t in rows)
+    for i, (name, text, per_tower) in enumerate(rows):
+        y = len(rows) - i
+        boxes = [(0.02, 0.46), (0.52, 0.46)] if per_tower else [(0.02, 0.96)]
+        for t, (x, width) in enumerate(boxes):
+            colour = ("#cfe2f3", "#f9cb9c")[t] if per_tower else "#d9d9d9"
+            ax.add_patch(plt.Rectangle((x, y - 0.35), width, 0.7, facecolor=colour,
+                                       edgecolor="black", linewidth=0.6))
+            ax.text(x + width / 2, y, text, ha="center", va="center", fontsize=7)
+        if i + 1 < len(rows):
+            next_split = rows[i + 1][2]
+            centres = [0.25, 0.75] if per_tower else [0.5]
+            targets = [0.25, 0.75] if next_split else [0.5]
+            for a in centres:
+                for b in targets:
+                    if per_tower and next_split and a != b:
+                        continue  # a tower layer only sees its own tower
+                    ax.annotate("", xy=(b, y - 1 + 0.35), xytext=(a, y - 0.35),
+                                arrowprops=dict(arrowstyle="->", linewidth=0.6))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0.4, len(rows) + 0.6)
+    ax.set_axis_off()
+    ax.set_title(f"{model.name}: " + ("two towers (blue, orange); grey layers see both"
+                                      if towered else "one tower"), fontsize=9)
+    return fig
+
+
+def plot_lrn_effect(effect: dict, channels: Sequence[int] = (0, 1, 2, 3), image: int = 0,
+                    fig=None):
+    """Feature maps of one image before and after LRN, and the divisor LRN applied at
+    each position (``analysis.lrn_effect``), one row per channel."""
+    channels = list(channels)
+    fig = fig or plt.figure(figsize=(8, 2.3 * len(channels)))
+    axes = fig.subplots(len(channels), 3, squeeze=False)
+    for r, c in enumerate(channels):
+        for col, (key, title) in enumerate((("before", "before LRN"), ("after", "after LRN"),
+                                            ("divisor", "divisor"))):
+            ax = axes[r, col]
+            data = effect[key][image, ..., c]
+            im = ax.imshow(data, cmap="viridis" if key != "divisor" else "magma")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"channel {c}: {title}", fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def plot_nearest_neighbours(result: dict, class_names: Sequence[str], fig=None):
+    """The paper's Figure 4 (right): each test image (first column) beside the training
+    images nearest to it in fc7 space (``analysis.fc7_neighbours``)."""
+    queries = result["query_images"]
+    neighbours = result["neighbour_images"]
+    n, k = neighbours.shape[:2]
+    fig = fig or plt.figure(figsize=(1.3 * (k + 1), 1.45 * n))
+    axes = fig.subplots(n, k + 1, squeeze=False)
+    for i in range(n):
+        tiles = [(queries[i], result["query_labels"][i])] + [
+            (neighbours[i, j], result["neighbour_labels"][i, j]) for j in range(k)]
+        for j, (image, label) in enumerate(tiles):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(image).astype(np.uint8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(("test: " if j == 0 else "") + class_names[label], fontsize=7,
+                         color="black" if j == 0 or label == result["query_labels"][i]
+                         else "tab:red")
+            if j == 0:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:blue")
+                    spine.set_linewidth(2)
+    fig.suptitle("nearest training images in fc7 space (red: another class)", fontsize=9)
+    return fig
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120, close: bool = True) -> Path:
+    """Save ``fig`` as PNG (creating the folder) and return the path; ``close=False``
+    keeps it open (a notebook then shows it at the end of the cell)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return path

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -381,11 +381,15 @@ class Trainer:
         datasets: prebuilt :class:`Datasets` (to share data already in memory).
         log: where progress goes (default stdout).
         is_chief: whether this worker writes the run folder (multi-worker training).
+        on_epoch_end: callables ``f(row, history)`` run after each epoch's history row is
+            written (e.g. a notebook's live learning curves).
     """
 
     def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
-                 datasets: Datasets | None = None, log=None, is_chief: bool = True):
+                 datasets: Datasets | None = None, log=None, is_chief: bool = True,
+                 on_epoch_end: Sequence[Callable] = ()):
         self.config = config
+        self.on_epoch_end = list(on_epoch_end)
         self.recipe = config.resolved_recipe()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.log = log or sys.stdout
@@ -627,6 +631,9 @@ class Trainer:
             self.epoch.assign(epoch + 1)
             self.step_in_epoch.assign(0)
             self._save()
+            if self.is_chief:
+                for hook in self.on_epoch_end:
+                    hook(row, history)
         if self.is_chief and not (self.ckpt_dir / "last.keras").exists():
             self._export(best=not (self.ckpt_dir / "best.keras").exists())
         return history
@@ -666,12 +673,13 @@ class Trainer:
             print(text, file=self.log, flush=True)
 
 
-def train(config: TrainConfig | None = None, **kwargs) -> Trainer:
+def train(config: TrainConfig | None = None, *, on_epoch_end: Sequence[Callable] = (),
+          **kwargs) -> Trainer:
     """Train (or resume) a run; returns the :class:`Trainer` (its ``run_dir``, ``model``...).
 
     ``train(preset="cifar", recipe="cpu", data="cifar10", recipe_overrides={"epochs": 2})``
     """
     config = config or TrainConfig(**kwargs)
-    trainer = Trainer(config)
+    trainer = Trainer(config, on_epoch_end=on_epoch_end)
     trainer.fit()
     return trainer

@@ -1,0 +1,265 @@
+"""What the notebooks compute before they plot: data statistics, what the model sees, a
+layer's effect, forward-pass speed, a finished run's predictions, its most confident
+mistakes and the paper's nearest neighbours in fc7 feature space.
+
+Everything here returns plain NumPy values; :mod:`alexnet_lib.plots` draws them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from .data.pipeline import (Datasets, Normalization, compute_normalization, resize_image,
+                            transform_batch)
+from .evaluate import load_model, predict_probabilities, run_datasets
+from .train import read_history
+
+# Pixels in 0..1, unchanged: shows exactly the crops and resizing the pipeline applies.
+IDENTITY = Normalization(mode="channel", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                         eigval=(0.0, 0.0, 0.0), eigvec=((1.0, 0.0, 0.0),) * 3)
+
+
+# ----------------------------------------------------------------------------- data
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Images per class (length ``num_classes``)."""
+    return np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+
+
+def samples_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """``num_classes x per_class`` indices, drawn without replacement within each class
+    (-1 where a class has fewer images)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(int(labels.max()) + 1 if labels.size else 0):
+        members = np.flatnonzero(labels == c)
+        pick = rng.permutation(members)[:per_class]
+        rows.append(np.concatenate([pick, np.full(per_class - len(pick), -1)]))
+    return np.asarray(rows, np.int64)
+
+
+def channel_statistics(images: np.ndarray) -> dict[str, Any]:
+    """Per-channel mean and standard deviation (0..1 scale) and a 256-bin histogram per
+    channel of uint8 ``N x H x W x 3`` images."""
+    norm = compute_normalization(images, "channel")
+    parts = [images] if isinstance(images, np.ndarray) else list(images)
+    histograms = np.stack([sum(np.bincount(np.asarray(x)[..., c].ravel(), minlength=256)
+                               for x in parts) for c in range(3)])
+    return {"mean": np.asarray(norm.mean), "std": np.asarray(norm.std),
+            "histograms": histograms}
+
+
+def model_view(images: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 images as the model receives them at ``image_size`` (evaluation's resize and
+    centre crop, no normalization), as uint8 for display."""
+    x = transform_batch(tf.constant(np.asarray(images, np.uint8)), IDENTITY, image_size)
+    return np.clip(np.round(x.numpy() * 255.0), 0, 255).astype(np.uint8)
+
+
+def take_images(images, index, size: int | None = None) -> np.ndarray:
+    """``images[index]`` as one uint8 array; a list of images of several sizes (a
+    class-folder tree) is resized to ``size`` first."""
+    index = np.asarray(index, np.int64)
+    if isinstance(images, np.ndarray):
+        return images[index]
+    if size is None:
+        raise ValueError("These images differ in size: pass size= to bring them to one.")
+    return np.stack([resize_image(images[i], size) for i in index.ravel()]).reshape(
+        *index.shape, size, size, 3)
+
+
+# ----------------------------------------------------------------------------- the model
+
+def _find_layer_model(model: keras.Model, name: str) -> tuple[keras.Model, list]:
+    """The (possibly nested) functional model that holds layer ``name``, and the chain of
+    wrapper layers in front of it (an upsampling prefix, the inference-info layer)."""
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model, []
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, keras.Model):
+            try:
+                inner, prefix = _find_layer_model(layer, name)
+            except ValueError:
+                continue
+            return inner, [layer for layer in model.layers[1:i]] + prefix
+    raise ValueError(f"Model {model.name!r} has no layer named {name!r}.")
+
+
+def layer_outputs(model: keras.Model, names: list[str]) -> keras.Model:
+    """A model from ``model``'s input to the outputs (or, for ``"<layer>:input"``, inputs)
+    of the named layers, looking inside the wrappers training adds around AlexNet."""
+    base = names[0].split(":")[0]
+    inner, prefix = _find_layer_model(model, base)
+    tensors = []
+    for spec in names:
+        layer_name, _, which = spec.partition(":")
+        layer = inner.get_layer(layer_name)
+        tensors.append(layer.input if which == "input" else layer.output)
+    truncated = keras.Model(inner.inputs[0], tensors[0] if len(tensors) == 1 else tensors)
+    if not prefix:
+        return truncated
+    inputs = keras.Input(model.input_shape[1:])
+    x = inputs
+    for layer in prefix:
+        x = layer(x)
+    return keras.Model(inputs, truncated(x))
+
+
+def conv1_kernels(model: keras.Model) -> tuple[np.ndarray, int]:
+    """conv1's kernel (``kh x kw x 3 x filters``) and the model's number of towers."""
+    from .layers import TowerConv2D
+
+    inner, _ = _find_layer_model(model, "conv1")
+    towers = max([layer.towers for layer in inner.layers if isinstance(layer, TowerConv2D)],
+                 default=1)
+    return np.asarray(inner.get_layer("conv1").get_weights()[0]), towers
+
+
+def lrn_effect(model: keras.Model, images: np.ndarray, layer: str = "lrn1") -> dict[str, np.ndarray]:
+    """The input and output of an LRN layer for a batch of (already preprocessed) images,
+    and the divisor ``(k + alpha * window_sum(a^2))^beta`` it applied (``before / after``
+    where the input is non-zero)."""
+    before, after = layer_outputs(model, [f"{layer}:input", layer])(np.asarray(images, np.float32))
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    divisor = np.divide(before, after, out=np.full_like(before, np.nan), where=after != 0)
+    return {"before": before, "after": after, "divisor": divisor}
+
+
+def time_forward(model: keras.Model, batch_size: int = 16, steps: int = 5,
+                 warmup: int = 2) -> dict[str, float]:
+    """Inference speed: images/s and ms per batch of a compiled forward pass (dropout off)
+    on random input, after ``warmup`` calls."""
+    if batch_size < 1 or steps < 1:
+        raise ValueError(f"batch_size and steps must be >= 1. Received: batch_size={batch_size},"
+                         f" steps={steps}")
+    forward = tf.function(lambda x: model(x, training=False))
+    x = tf.random.normal([batch_size, *model.input_shape[1:]])
+    for _ in range(max(warmup, 1)):
+        forward(x).numpy()
+    started = time.perf_counter()
+    for _ in range(steps):
+        forward(x).numpy()
+    seconds = (time.perf_counter() - started) / steps
+    return {"images_per_second": batch_size / seconds, "ms_per_batch": 1000 * seconds,
+            "batch_size": batch_size}
+
+
+# ----------------------------------------------------------------------------- a finished run
+
+@dataclasses.dataclass
+class Run:
+    """A run folder read back: its configuration, history, metrics and best model."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any] | None
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.keras"
+
+    def model(self) -> keras.Model:
+        return load_model(self.checkpoint)
+
+    def datasets(self, **overrides) -> Datasets:
+        """The run's data, normalized as it was in training."""
+        return run_datasets(self.run_dir, **overrides)
+
+    @property
+    def figures(self) -> Path:
+        return self.run_dir / "figures"
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run folder written by ``train``.
+
+    Raises:
+        FileNotFoundError: naming what is missing and the command that writes it.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(
+            f"{run_dir} is not a run folder (no config.yaml). Train into it first: "
+            f"python -m alexnet_lib train --run-dir {run_dir} (or notebook 03).")
+    if not (run_dir / "checkpoints" / "best.keras").exists():
+        raise FileNotFoundError(f"{run_dir} has no checkpoints/best.keras yet: its training "
+                                f"has not finished an epoch. Resume it with the same command.")
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    return Run(run_dir=run_dir, config=yaml.safe_load((run_dir / "config.yaml").read_text()),
+               history=read_history(run_dir), metrics=metrics)
+
+
+def predictions(model: keras.Model, datasets: Datasets, split: str = "test"
+                ) -> dict[str, np.ndarray]:
+    """Probabilities over a split in stored order, with its uint8 images and labels."""
+    probs, labels = predict_probabilities(model, datasets.evaluation(split))
+    images, stored_labels = datasets.splits[split]
+    if not np.array_equal(labels, stored_labels):
+        raise RuntimeError("Evaluation order differs from the stored order.")
+    return {"images": images, "labels": labels, "probs": probs}
+
+
+def most_confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` wrong predictions with the highest top-1 probability."""
+    top = probs.argmax(1)
+    wrong = np.flatnonzero(top != labels)
+    return wrong[np.argsort(-probs[wrong, top[wrong]], kind="stable")][:k]
+
+
+def nearest_neighbours(queries: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+    """For each query row, the indices of its ``k`` nearest ``bank`` rows (Euclidean
+    distance, as the paper's Figure 4), nearest first."""
+    queries, bank = np.asarray(queries, np.float64), np.asarray(bank, np.float64)
+    distances = ((queries ** 2).sum(1)[:, None] - 2 * queries @ bank.T
+                 + (bank ** 2).sum(1)[None, :])
+    return np.argsort(distances, axis=1, kind="stable")[:, :k]
+
+
+def image_features(model: keras.Model, images: np.ndarray, datasets: Datasets,
+                   layer: str = "fc7", batch_size: int = 256) -> np.ndarray:
+    """``layer``'s activations (dropout off) for uint8 images at their stored size,
+    preprocessed as ``datasets`` evaluates them."""
+    extractor = layer_outputs(model, [layer])
+    forward = tf.function(lambda x: extractor(x, training=False))
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size], np.uint8)
+        x = transform_batch(tf.constant(batch), datasets.normalization, datasets.input_size)
+        out.append(np.asarray(forward(x)))
+    return np.concatenate(out)
+
+
+def fc7_neighbours(model: keras.Model, datasets: Datasets, queries: int = 5,
+                   bank_size: int = 5000, k: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """The paper's Figure 4: ``queries`` test images and, for each, the ``k`` training
+    images (from a seeded bank of ``bank_size``) whose fc7 activations are nearest.
+
+    Returns ``query_images``, ``query_labels``, ``neighbour_images`` (``queries x k``),
+    ``neighbour_labels``.
+    """
+    rng = np.random.default_rng(seed)
+    train_images, train_labels = datasets.splits["train"]
+    test_images, test_labels = datasets.splits["test"]
+    bank_index = np.sort(rng.permutation(len(train_labels))[:bank_size])
+    pick = np.sort(rng.permutation(len(test_labels))[:queries])
+    size = datasets._base_size()
+    bank_images = take_images(train_images, bank_index, size)
+    query_images = take_images(test_images, pick, size)
+    index = nearest_neighbours(image_features(model, query_images, datasets),
+                               image_features(model, bank_images, datasets), k)
+    return {"query_images": query_images, "query_labels": test_labels[pick],
+            "neighbour_images": bank_images[index],
+            "neighbour_labels": train_labels[bank_index][index]}

@@ -1,0 +1,243 @@
+"""What the notebooks need besides the model, data, training and plots: parameter checks
+that fail in the first cell with one clear message, the data a parameter names (``auto``:
+the CIFAR-10 JPEG copy beside the project, else a small generated stand-in), live learning
+curves, and the papermill runner behind ``make notebooks PARAMS=<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import types
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from .paths import PROJECT_ROOT, data_dir, shared_cifar10_jpeg
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+PARAMS_DIR = NOTEBOOK_DIR / "params"
+NOTEBOOKS = ("01_data_exploration", "02_model_building", "03_training", "04_results")
+TINY_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck")
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` itself when absolute, else relative to the project root (notebooks run
+    from ``notebooks/`` under Jupyter but from the root under papermill)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+# ----------------------------------------------------------------------------- data
+
+def make_tiny_dataset(root: str | os.PathLike, train_per_class: int = 60,
+                      test_per_class: int = 20, size: int = 32, seed: int = 0) -> Path:
+    """A small learnable stand-in for CIFAR-10 as a class-folder tree (PNG, 10 classes
+    with CIFAR-10's names): each class has its own colour and stripe direction under
+    noise. Written to a temporary folder and renamed, so it is never half there."""
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return root
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    palette = rng.uniform(40, 215, (len(TINY_CLASSES), 3))
+    yy, xx = np.mgrid[0:size, 0:size]
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        for split, n in (("train", train_per_class), ("test", test_per_class)):
+            for label, name in enumerate(TINY_CLASSES):
+                folder = staging / split / name
+                folder.mkdir(parents=True)
+                angle = np.pi * label / len(TINY_CLASSES)
+                stripes = 30 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 0.8)
+                for i in range(n):
+                    pixels = palette[label] + stripes[..., None] + rng.normal(0, 90, (size, size, 3))
+                    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+                        folder / f"{i:04d}.png")
+        try:
+            os.replace(staging, root)
+        except OSError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
+def resolve_data(data: str) -> str:
+    """The data source a notebook parameter names.
+
+    ``"auto"``: the CIFAR-10 JPEG copy at ``../shared/datasets/cifar10-jpeg`` when it is
+    there, else a small generated class-folder tree in the data folder. ``"cifar10"``
+    downloads (or reuses) the official archive. Anything else is a path (relative paths
+    from the project root): an archive, an extracted CIFAR-10 folder or a class-folder tree.
+    """
+    if data == "auto":
+        shared = shared_cifar10_jpeg()
+        return str(shared) if shared.is_dir() else str(make_tiny_dataset(data_dir() / "tiny-cifar10"))
+    if data == "cifar10":
+        return data
+    path = project_path(data)
+    if not path.exists():
+        raise ValueError(f"Bad parameter data={data!r}: {path} does not exist. Use 'auto', "
+                         f"'cifar10', or the path of a CIFAR-10 archive, its folder or a "
+                         f"class-folder tree (e.g. ../shared/datasets/cifar10-jpeg).")
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+def _positive_int(name, value, allow_none=False, minimum=1):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        hint = " (or None for the default)" if allow_none else ""
+        raise ValueError(f"Bad parameter {name}={value!r}: must be an integer >= {minimum}{hint}.")
+    return value
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Bad parameter {name}={value!r}: choose one of {sorted(choices)}.")
+    return value
+
+
+def check_parameters(**params: Any) -> types.SimpleNamespace:
+    """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
+
+    Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
+    ``train_subset``, ``test_subset``, ``val_size``, ``seed``; any other integer is checked
+    to be positive. Returns the values as attributes (``data`` resolved, ``run_dir`` and
+    ``figures`` as paths under the project).
+
+    Raises:
+        ValueError: one message naming the bad parameter, its value and what is valid.
+    """
+    from .model import PRESETS
+    from .train import RECIPES
+
+    out = dict(params)
+    for name, value in params.items():
+        if name == "preset":
+            _choice(name, value, PRESETS)
+        elif name == "recipe":
+            _choice(name, value, RECIPES)
+        elif name in ("epochs", "batch_size", "train_subset", "test_subset"):
+            _positive_int(name, value, allow_none=True)
+        elif name in ("val_size", "seed"):
+            _positive_int(name, value, minimum=0)
+        elif name == "run_dir":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"Bad parameter run_dir={value!r}: give a folder path "
+                                 f"(relative paths are from the project root).")
+            out["run_dir"] = project_path(value)
+            out["figures"] = out["run_dir"] / "figures"
+        elif name == "data":
+            if not isinstance(value, str):
+                raise ValueError(f"Bad parameter data={value!r}: give 'auto', 'cifar10' or a path.")
+            out["data"] = resolve_data(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _positive_int(name, value)
+    return types.SimpleNamespace(**out)
+
+
+def train_config(p: types.SimpleNamespace):
+    """The :class:`~alexnet_lib.train.TrainConfig` of notebook 03's checked parameters
+    (``epochs``/``batch_size`` of ``None`` keep the recipe's)."""
+    from .train import TrainConfig
+
+    overrides = {k: getattr(p, k) for k in ("epochs", "batch_size")
+                 if getattr(p, k, None) is not None}
+    return TrainConfig(preset=p.preset, recipe=p.recipe, recipe_overrides=overrides,
+                       data=p.data, val_size=p.val_size, train_subset=p.train_subset,
+                       test_subset=p.test_subset, seed=p.seed, run_dir=str(p.run_dir))
+
+
+# ----------------------------------------------------------------------------- live curves
+
+class LiveCurves:
+    """An ``on_epoch_end`` hook for :func:`alexnet_lib.train.train` that redraws the
+    loss and accuracy curves in place in a notebook after every epoch."""
+
+    def __init__(self):
+        self._handle = None
+
+    def __call__(self, row: dict, history: Sequence[dict]) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from .plots import plot_curves
+
+        fig = plot_curves(history)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- papermill
+
+def load_params(name: str) -> dict[str, Any]:
+    """``notebooks/params/<name>.yaml``."""
+    path = PARAMS_DIR / f"{name}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+        raise ValueError(f"Unknown parameter set {name!r}: choose one of {names} "
+                         f"(files in {PARAMS_DIR}).")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
+                  run_dir: str | None = None, notebooks: Sequence[str] = NOTEBOOKS,
+                  kernel_name: str = "python3", log_output: bool = False) -> Path:
+    """Execute the notebooks in order with papermill, each given the parameters it
+    declares, and write the executed copies to ``<run_dir>/notebooks/``.
+
+    Args:
+        params: a parameter-set name (``smoke``, ``cpu``, ``gpu-seed``, ``gpu-paper``...) or
+            a dict of parameters.
+        data, run_dir: override the set's ``data`` and ``run_dir``.
+        notebooks: which notebooks (names without ``.ipynb``), in order.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        ValueError: for an unknown set or a bad parameter (before any notebook starts).
+        papermill.PapermillExecutionError: when a cell fails; the executed copy up to the
+            failing cell is in ``<run_dir>/notebooks/``.
+    """
+    import papermill
+
+    values = dict(load_params(params) if isinstance(params, str) else params)
+    if data is not None:
+        values["data"] = data
+    if run_dir is not None:
+        values["run_dir"] = run_dir
+    if "run_dir" not in values:
+        raise ValueError("The parameters need a run_dir (where the run and the executed "
+                         "notebooks go).")
+    checked = check_parameters(**values)  # fail before any kernel starts
+    values["run_dir"] = str(checked.run_dir)
+    if "data" in values:
+        values["data"] = checked.data
+    out_dir = checked.run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in notebooks:
+        source = NOTEBOOK_DIR / f"{name}.ipynb"
+        if not source.exists():
+            raise ValueError(f"No notebook {source}; choose from {list(NOTEBOOKS)}.")
+        declared = papermill.inspect_notebook(str(source))
+        papermill.execute_notebook(
+            str(source), str(out_dir / source.name),
+            parameters={k: v for k, v in values.items() if k in declared},
+            cwd=str(PROJECT_ROOT), kernel_name=kernel_name, progress_bar=False,
+            log_output=log_output)
+    return checked.run_dir
