@@ -247,3 +247,15 @@ def test_compare_with_paper_shows_where_cifar_differs():
     rows = {r["layer"]: r for r in compare_with_paper(build_alexnet("cifar"))}
     assert rows["conv1"]["output_shape"] == (32, 32, 64)
     assert rows["predictions"]["params"] == 512 * 10 + 10
+
+
+def test_lrn_position_after_pool_is_caffenets_order_with_the_same_weights():
+    before = build_alexnet("cifar")
+    after = build_alexnet("cifar", lrn_position="after-pool")
+    order = lambda m: [l.name for l in m.layers if l.name[:4] in ("conv", "lrn1", "lrn2", "pool")]
+    assert order(before)[:6] == ["conv1", "lrn1", "pool1", "conv2", "lrn2", "pool2"]
+    assert order(after)[:6] == ["conv1", "pool1", "lrn1", "conv2", "pool2", "lrn2"]
+    assert after.count_params() == before.count_params()
+    assert after.get_layer("lrn1").output.shape[1:] == after.get_layer("pool1").output.shape[1:]
+    with pytest.raises(ValueError, match="lrn_position='middle'"):
+        build_alexnet("cifar", lrn_position="middle")
