@@ -83,6 +83,10 @@ def train_config_from_args(args) -> "TrainConfig":
     preset_overrides, recipe_overrides = _split_overrides(args.set)
     if args.epochs is not None:
         recipe_overrides["epochs"] = args.epochs
+    if args.precision is not None:
+        recipe_overrides["precision"] = args.precision
+    if args.xla is not None:
+        recipe_overrides["jit_compile"] = args.xla == "on"
     if args.batch_size is not None:
         recipe_overrides["batch_size"] = args.batch_size
     for name in ("train_subset", "test_subset", "val_size"):
@@ -94,23 +98,36 @@ def train_config_from_args(args) -> "TrainConfig":
         recipe_overrides=recipe_overrides, data=args.data, val_size=args.val_size,
         train_subset=args.train_subset, test_subset=args.test_subset, seed=args.seed,
         run_dir=args.run_dir, skip_corrupt=args.skip_corrupt,
-        checkpoint_every=args.checkpoint_every)
+        checkpoint_every=args.checkpoint_every, strategy=args.strategy,
+        tower_devices=_tower_devices(args.towers_on))
     config.resolved_recipe()  # fail now, not after loading the data
     config.resolved_preset()
     return config
 
 
+def _tower_devices(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    devices = [d.strip() for d in text.split(",")]
+    if len(devices) != 2 or not all(devices):
+        raise ValueError(f"--towers-on takes two devices, e.g. --towers-on /GPU:0,/GPU:1. "
+                         f"Received: {text!r}")
+    return devices
+
+
 def cmd_train(args) -> int:
+    from .distribute import make_strategy
     from .evaluate import evaluate
     from .train import Trainer
 
+    strategy = make_strategy(args.strategy)  # first: multiworker must precede other TF work
     config = train_config_from_args(args)
-    trainer = Trainer(config)
+    trainer = Trainer(config, strategy=strategy)
     if trainer.datasets.skipped:
         print(f"Skipped {len(trainer.datasets.skipped)} unreadable file(s), e.g. "
               f"{trainer.datasets.skipped[0]}", file=sys.stderr)
     trainer.fit()
-    if args.no_evaluate:
+    if args.no_evaluate or not trainer.is_chief:
         return 0
     metrics = evaluate(trainer.run_dir, tta=args.tta, datasets=trainer.datasets)
     print(f"Test accuracy (top-1) {metrics['test_top1']:.4f}, top-5 {metrics['test_top5']:.4f} "
@@ -216,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "also written after every epoch)")
     train.add_argument("--skip-corrupt", action="store_true",
                        help="skip unreadable images of a class-folder tree (and report them)")
+    train.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
+                       default="auto",
+                       help="tf.distribute strategy: auto (default: multiworker when TF_CONFIG "
+                            "names a cluster, mirrored when several GPUs are visible, else one "
+                            "device), one, mirrored, multiworker (from TF_CONFIG). The batch "
+                            "size is the global batch, split over the replicas")
+    train.add_argument("--towers-on", metavar="DEV0,DEV1",
+                       help="run the paper's two towers on two devices (model parallelism), "
+                            "e.g. /GPU:0,/GPU:1")
+    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                       help="override the recipe's precision (LRN and the softmax stay float32; "
+                            "float16 uses loss scaling)")
+    train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
     train.add_argument("--tta", action="store_true", help="evaluate with 10-view averaging")
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
     train.set_defaults(func=cmd_train)

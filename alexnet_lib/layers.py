@@ -42,6 +42,16 @@ def _fresh_initializer(initializer, offset: int):
     return keras.initializers.get(config)
 
 
+def _check_devices(devices, count: int, name: str = "tower_devices"):
+    if devices is None:
+        return None
+    if (not isinstance(devices, (list, tuple)) or len(devices) != count
+            or not all(isinstance(d, str) and d for d in devices)):
+        raise ValueError(f"`{name}` needs {count} device names, one per tower (e.g. "
+                         f"['/GPU:0', '/GPU:1']). Received: {name}={devices!r}")
+    return list(devices)
+
+
 def _window_sum(x, window):
     """Sum of ``x`` over each channel's window, group by group (groups are contiguous
     blocks of ``window.shape[0]`` channels): ``x @ window`` on each block."""
@@ -105,9 +115,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         groups: normalize each of ``groups`` equal channel groups separately, so the
             window never crosses a tower boundary (2 in a two-tower model, as on the
             paper's two GPUs).
+        devices: optional list of ``groups`` device names; group ``g`` is then computed
+            under ``tf.device(devices[g])`` (model-parallel towers).
     """
 
-    def __init__(self, k=2.0, n=5, alpha=1e-4, beta=0.75, groups=1, **kwargs):
+    def __init__(self, k=2.0, n=5, alpha=1e-4, beta=0.75, groups=1, devices=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         _check_positive_int("n", n)
@@ -121,6 +133,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.groups = _check_positive_int("groups", groups)
+        self.devices = _check_devices(devices, self.groups, "devices")
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -138,14 +151,21 @@ class LocalResponseNormalization(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        return _lrn(inputs, tf.constant(self._window), self.k, self.alpha, self.beta)
+        if self.devices is None:
+            return _lrn(inputs, tf.constant(self._window), self.k, self.alpha, self.beta)
+        outputs = []
+        for device, part in zip(self.devices, tf.split(inputs, self.groups, axis=-1)):
+            with tf.device(device):
+                outputs.append(_lrn(part, tf.constant(self._window), self.k, self.alpha, self.beta))
+        return tf.concat(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update(k=self.k, n=self.n, alpha=self.alpha, beta=self.beta, groups=self.groups)
+        config.update(k=self.k, n=self.n, alpha=self.alpha, beta=self.beta, groups=self.groups,
+                      devices=self.devices)
         return config
 
 
@@ -173,6 +193,10 @@ class TowerConv2D(keras.layers.Layer):
         tower_devices: optional list of ``towers`` device names (e.g.
             ``["/GPU:0", "/GPU:1"]``); each tower's ops run under ``tf.device`` of its
             own entry. ``None`` leaves placement to TensorFlow.
+        split_input: ``True`` (default): tower ``t`` sees only its own input channels.
+            ``False``: every tower sees all input channels and holds ``filters // towers``
+            of the kernels (the paper's conv1, split over its two GPUs): the same function
+            as one ``Conv2D``, in per-tower pieces that can be placed.
     """
 
     def __init__(
@@ -187,21 +211,18 @@ class TowerConv2D(keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         tower_devices=None,
+        split_input=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.split_input = bool(split_input)
         self.towers = _check_positive_int("towers", towers)
         self.filters = _check_positive_int("filters", filters)
         if filters % towers:
             raise ValueError(
                 f"`filters` must be divisible by towers={towers}. Received: filters={filters}"
             )
-        if tower_devices is not None and len(tower_devices) != towers:
-            raise ValueError(
-                f"`tower_devices` needs one device per tower ({towers}). "
-                f"Received: tower_devices={tower_devices!r}"
-            )
-        self.tower_devices = list(tower_devices) if tower_devices is not None else None
+        self.tower_devices = _check_devices(tower_devices, towers)
         self.kernel_size = kernel_size
         self.strides = strides
         self.padding = padding
@@ -227,18 +248,23 @@ class TowerConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        if channels is None or channels % self.towers:
+        if channels is None or (self.split_input and channels % self.towers):
             raise ValueError(
                 f"{self.name}: input channels must be known and divisible by "
                 f"towers={self.towers}. Received: input_shape={tuple(input_shape)}"
             )
-        tower_shape = tuple(input_shape[:-1]) + (channels // self.towers,)
-        for conv in self.convs:
-            conv.build(tower_shape)
+        tower_shape = tuple(input_shape[:-1]) + (
+            channels // self.towers if self.split_input else channels,)
+        for t, conv in enumerate(self.convs):
+            if self.tower_devices is None:
+                conv.build(tower_shape)
+            else:  # each tower's weights live on its own device too
+                with tf.device(self.tower_devices[t]):
+                    conv.build(tower_shape)
         super().build(input_shape)
 
     def call(self, inputs):
-        parts = tf.split(inputs, self.towers, axis=-1)
+        parts = tf.split(inputs, self.towers, axis=-1) if self.split_input else [inputs] * self.towers
         outputs = []
         for t, (conv, part) in enumerate(zip(self.convs, parts)):
             if self.tower_devices is None:
@@ -249,7 +275,8 @@ class TowerConv2D(keras.layers.Layer):
         return tf.concat(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        tower_shape = tuple(input_shape[:-1]) + (input_shape[-1] // self.towers,)
+        tower_shape = tuple(input_shape[:-1]) + (
+            input_shape[-1] // self.towers if self.split_input else input_shape[-1],)
         shape = self.convs[0].compute_output_shape(tower_shape)
         return tuple(shape[:-1]) + (self.filters,)
 
@@ -266,7 +293,47 @@ class TowerConv2D(keras.layers.Layer):
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
             tower_devices=self.tower_devices,
+            split_input=self.split_input,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TowerMaxPooling2D(keras.layers.Layer):
+    """Max pooling of each tower's channels on its own device (``tower_devices``); the
+    same function as one ``MaxPooling2D``, which is what it is without devices.
+
+    Args:
+        pool_size, strides: as for ``MaxPooling2D`` (``"valid"`` padding).
+        towers: the number of equal channel groups.
+        tower_devices: ``towers`` device names, or ``None``.
+    """
+
+    def __init__(self, pool_size=3, strides=2, towers=2, tower_devices=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.towers = _check_positive_int("towers", towers)
+        self.tower_devices = _check_devices(tower_devices, self.towers)
+        self.pool = keras.layers.MaxPooling2D(pool_size, strides=strides, dtype=self.dtype_policy,
+                                              name=f"{self.name}_max")
+
+    def call(self, inputs):
+        if self.tower_devices is None:
+            return self.pool(inputs)
+        outputs = []
+        for device, part in zip(self.tower_devices, tf.split(inputs, self.towers, axis=-1)):
+            with tf.device(device):
+                outputs.append(self.pool(part))
+        return tf.concat(outputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return self.pool.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(pool_size=self.pool_size, strides=self.strides, towers=self.towers,
+                      tower_devices=self.tower_devices)
         return config
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from .layers import LocalResponseNormalization, TowerConv2D
+from .layers import LocalResponseNormalization, TowerConv2D, TowerMaxPooling2D
 
 POOLS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
 LRN_POSITIONS = ("before-pool", "after-pool")
@@ -288,7 +288,8 @@ def _initializers(init: str, layer: str) -> dict[str, Any]:
     return {"kernel_initializer": "he_normal", "bias_initializer": "zeros"}
 
 
-def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
+def build_alexnet(preset: str | Preset = "paper", *, tower_devices: list[str] | None = None,
+                  **overrides) -> keras.Model:
     """Build AlexNet (Krizhevsky, Sutskever & Hinton, NIPS 2012) as an uncompiled model.
 
     The network: conv1 -> ReLU -> LRN -> max-pool -> conv2 -> ReLU -> LRN -> max-pool ->
@@ -312,6 +313,14 @@ def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
             ``image_size=64``, ``towers=False``, ``lrn=False``,
             ``pool="non-overlapping"``, ``activation="tanh"``, ``dropout=0.0``,
             ``init="he"``.
+        tower_devices: two device names (e.g. ``["/GPU:0", "/GPU:1"]``) to run the towers
+            on, as the paper split its network over two GPUs: each tower's half of conv1's
+            kernels, its conv2, conv4 and conv5, and their LRN and pooling run under
+            ``tf.device`` of its own device (conv1 becomes a
+            :class:`~alexnet_lib.layers.TowerConv2D` with ``split_input=False`` and the
+            pools :class:`~alexnet_lib.layers.TowerMaxPooling2D`; the function is the same).
+            conv3 and the dense layers take both towers' maps and stay where TensorFlow
+            puts them. Needs ``towers=True``.
 
     Returns:
         An uncompiled ``keras.Model`` named ``alexnet_<preset>``.
@@ -324,6 +333,15 @@ def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
     p = get_preset(preset, **overrides)
     pool_size, pool_stride = POOLS[p.pool]
     towers = 2 if p.towers else 1
+    if tower_devices is not None:
+        if not p.towers:
+            raise ValueError("tower_devices places the two towers: it needs towers=True. "
+                             f"Received: towers=False, tower_devices={tower_devices!r}")
+        if (not isinstance(tower_devices, (list, tuple)) or len(tower_devices) != 2
+                or not all(isinstance(d, str) and d for d in tower_devices)):
+            raise ValueError("tower_devices must name two devices, e.g. ['/GPU:0', '/GPU:1']. "
+                             f"Received: tower_devices={tower_devices!r}")
+        tower_devices = list(tower_devices)
 
     def conv(name, filters, kernel, strides=1, padding="same"):
         kwargs = dict(
@@ -334,15 +352,21 @@ def build_alexnet(preset: str | Preset = "paper", **overrides) -> keras.Model:
             **_initializers(p.init, name),
         )
         if p.towers and name in TOWER_LAYERS:
-            return TowerConv2D(filters, kernel, towers=2, **kwargs)
+            return TowerConv2D(filters, kernel, towers=2, tower_devices=tower_devices, **kwargs)
+        if tower_devices is not None and name == "conv1":
+            return TowerConv2D(filters, kernel, towers=2, tower_devices=tower_devices,
+                               split_input=False, **kwargs)
         return keras.layers.Conv2D(filters, kernel, **kwargs)
 
     def pool(name):
+        if tower_devices is not None:
+            return TowerMaxPooling2D(pool_size, strides=pool_stride, towers=2,
+                                     tower_devices=tower_devices, name=name)
         return keras.layers.MaxPooling2D(pool_size, strides=pool_stride, name=name)
 
     def lrn(name):
         return LocalResponseNormalization(k=2.0, n=5, alpha=1e-4, beta=0.75, groups=towers,
-                                          name=name)
+                                          devices=tower_devices, name=name)
 
     inputs = keras.Input((p.image_size, p.image_size, 3), name="image")
     def normalize_and_pool(x, index):

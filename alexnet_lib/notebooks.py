@@ -130,6 +130,10 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
             _choice(name, value, RECIPES)
         elif name in ("epochs", "batch_size", "train_subset", "test_subset"):
             _positive_int(name, value, allow_none=True)
+        elif name == "strategy":
+            from .distribute import STRATEGIES
+
+            _choice(name, value, STRATEGIES)
         elif name in ("val_size", "seed"):
             _positive_int(name, value, minimum=0)
         elif name == "run_dir":
@@ -156,7 +160,8 @@ def train_config(p: types.SimpleNamespace):
                  if getattr(p, k, None) is not None}
     return TrainConfig(preset=p.preset, recipe=p.recipe, recipe_overrides=overrides,
                        data=p.data, val_size=p.val_size, train_subset=p.train_subset,
-                       test_subset=p.test_subset, seed=p.seed, run_dir=str(p.run_dir))
+                       test_subset=p.test_subset, seed=p.seed, run_dir=str(p.run_dir),
+                       strategy=getattr(p, "strategy", "auto"))
 
 
 # ----------------------------------------------------------------------------- live curves

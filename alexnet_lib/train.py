@@ -32,7 +32,9 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,6 +45,7 @@ import tensorflow as tf
 import yaml
 
 from .data.pipeline import Datasets, Normalization, load_source, make_datasets
+from .distribute import distribute_batches, make_strategy
 from .layers import InferenceInfo
 from .model import Preset, build_alexnet, get_preset
 from .paths import PROJECT_ROOT
@@ -198,6 +201,8 @@ class TrainConfig:
     run_dir: str | None = None
     skip_corrupt: bool = False
     checkpoint_every: int = 200  # optimizer steps between resume checkpoints (and every epoch)
+    strategy: str = "auto"  # tf.distribute strategy (distribute.STRATEGIES)
+    tower_devices: list | None = None  # run the two towers on these two devices
 
     def resolved_recipe(self) -> Recipe:
         return get_recipe(self.recipe, **self.recipe_overrides)
@@ -352,10 +357,13 @@ class _Progress:
         self.tty = self.stream.isatty()
         self.epoch, self.epochs, self.steps = epoch, epochs, steps
         self.start_step, self.start = start_step, time.time()
-        self.every = 1 if self.tty else max(1, steps // 5)
+        # The loop reads the (all-reduced) running sums every `every` steps. This must not
+        # depend on the stream: every worker of a cluster has to read at the same steps.
+        self.every = max(1, steps // 50)
+        self.print_every = self.every if self.tty else max(1, steps // 5)
 
     def update(self, step: int, loss: float, accuracy: float, final: bool = False) -> None:
-        if not final and (step % self.every or step == self.steps):
+        if not final and (step % self.print_every or step == self.steps):
             return
         done = step - self.start_step
         elapsed = time.time() - self.start
@@ -377,23 +385,26 @@ class Trainer:
 
     Args:
         config: the run's configuration.
-        strategy: a ``tf.distribute`` strategy (default: the current one).
+        strategy: a ``tf.distribute`` strategy (default: ``make_strategy(config.strategy)``).
         datasets: prebuilt :class:`Datasets` (to share data already in memory).
         log: where progress goes (default stdout).
-        is_chief: whether this worker writes the run folder (multi-worker training).
+        is_chief: whether this worker writes the run folder (default: from ``TF_CONFIG``,
+            see :func:`alexnet_lib.distribute.is_chief`).
         on_epoch_end: callables ``f(row, history)`` run after each epoch's history row is
             written (e.g. a notebook's live learning curves).
     """
 
     def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
-                 datasets: Datasets | None = None, log=None, is_chief: bool = True,
+                 datasets: Datasets | None = None, log=None, is_chief: bool | None = None,
                  on_epoch_end: Sequence[Callable] = ()):
+        from .distribute import is_chief as chief_from_tf_config
+
         self.config = config
         self.on_epoch_end = list(on_epoch_end)
         self.recipe = config.resolved_recipe()
-        self.strategy = strategy or tf.distribute.get_strategy()
+        self.strategy = strategy or make_strategy(config.strategy)
         self.log = log or sys.stdout
-        self.is_chief = is_chief
+        self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
         self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         self.config.run_dir = str(self.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -410,7 +421,8 @@ class Trainer:
         self.steps_per_epoch = self.datasets.steps_per_epoch
 
         with self.strategy.scope():
-            self.model = input_model(build_alexnet(self.preset), self.datasets)
+            self.model = input_model(build_alexnet(self.preset, tower_devices=config.tower_devices),
+                                     self.datasets)
             self.optimizer = _make_optimizer(self.recipe)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -431,8 +443,14 @@ class Trainer:
             # Dropout's random state, so a resumed run draws the same masks as an unbroken one.
             dropout_seeds=[layer.seed_generator.state for layer in _all_layers(self.model)
                            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)])
-        directory = self.ckpt_dir if is_chief else self.ckpt_dir / f".worker-{os.getpid()}"
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
+        # Every worker takes part in each save (the sync-on-read sums are all-reduced), but
+        # only the chief's files matter: the others write to a temporary folder, and every
+        # worker restores from the chief's.
+        self._scratch = None if self.is_chief else tempfile.mkdtemp(prefix="alexnet-worker-")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self._scratch or str(self.ckpt_dir), max_to_keep=2)
+        self.chief_manager = self.manager if self.is_chief else tf.train.CheckpointManager(
+            self.checkpoint, str(self.ckpt_dir), max_to_keep=2)
         self._train_step = self._build_train_step()
         self._eval_step = tf.function(lambda x: self.model(x, training=False))
 
@@ -443,8 +461,9 @@ class Trainer:
             return
         saved = yaml.safe_load(path.read_text()) or {}
         mine = self.config.to_dict()
-        differ = sorted(k for k in mine if k not in ("run_dir", "checkpoint_every")
-                        and saved.get(k) != mine[k])
+        # Where and how it runs may change between restarts; what it trains may not.
+        runtime = ("run_dir", "checkpoint_every", "strategy")
+        differ = sorted(k for k in mine if k not in runtime and saved.get(k, mine[k]) != mine[k])
         if differ:
             detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in differ)
             raise ValueError(
@@ -522,7 +541,7 @@ class Trainer:
         Raises:
             ValueError: when checkpoints exist but none can be read.
         """
-        candidates = list(reversed(self.manager.checkpoints))
+        candidates = list(reversed(self.chief_manager.checkpoints))
         for i, prefix in enumerate(candidates):
             try:
                 self.checkpoint.restore(prefix).assert_existing_objects_matched()
@@ -589,9 +608,9 @@ class Trainer:
             if start_step == 0:
                 self.loss_sum.assign(0.0)
                 self.correct_sum.assign(0.0)
-            dataset = self.strategy.experimental_distribute_dataset(
-                self.datasets.train(epoch, start_step)) if self.strategy.num_replicas_in_sync > 1 \
-                else self.datasets.train(epoch, start_step)
+            dataset = distribute_batches(
+                self.strategy, lambda: self.datasets.train(epoch, start_step)) \
+                if self.strategy.num_replicas_in_sync > 1 else self.datasets.train(epoch, start_step)
             iterator = iter(dataset)
             progress = _Progress(epoch, epochs, steps, start_step, self.log)
             lr = 0.0
@@ -636,6 +655,8 @@ class Trainer:
                     hook(row, history)
         if self.is_chief and not (self.ckpt_dir / "last.keras").exists():
             self._export(best=not (self.ckpt_dir / "best.keras").exists())
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         return history
 
     def _end_of_epoch(self, row: dict[str, Any]) -> None:
@@ -662,7 +683,7 @@ class Trainer:
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):
-            latest = self.manager.latest_checkpoint or "none yet"
+            latest = self.chief_manager.latest_checkpoint or "none yet"
             raise TrainingDiverged(
                 f"The training loss became {loss} at epoch {epoch + 1}, step {step + 1}. "
                 f"Training stopped; the last good checkpoint ({latest}) is kept. Lower the "

@@ -169,3 +169,34 @@ def test_lrn_gradient_matches_tensorflows_op(groups, beta):
             loss = tf.reduce_sum(fn(a) * weights)
         grads.append(tape.gradient(loss, a).numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_placeable_pieces_compute_the_same_function(tmp_path):
+    """conv1 split over towers (every tower sees all inputs), per-tower pooling and per-group
+    LRN on named devices equal the single layers; a placed model saves and loads."""
+    from alexnet_lib import build_alexnet
+    from alexnet_lib.layers import TowerMaxPooling2D
+
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 4)).astype(np.float32)
+    whole = keras.layers.Conv2D(6, 3, padding="same")
+    split = TowerConv2D(6, 3, padding="same", towers=2, split_input=False,
+                        tower_devices=["/CPU:0", "/CPU:0"])
+    whole.build(x.shape), split.build(x.shape)
+    kernel, bias = whole.get_weights()
+    split.set_weights([kernel[..., :3], bias[:3], kernel[..., 3:], bias[3:]])
+    assert split.convs[0].kernel.shape == (3, 3, 4, 3)
+    np.testing.assert_allclose(split(x), whole(x), rtol=1e-5, atol=1e-6)
+    pool = TowerMaxPooling2D(3, 2, towers=2, tower_devices=["/CPU:0", "/CPU:0"])
+    np.testing.assert_array_equal(pool(x), keras.layers.MaxPooling2D(3, 2)(x))
+    lrn = LocalResponseNormalization(groups=2)
+    placed = LocalResponseNormalization(groups=2, devices=["/CPU:0", "/CPU:0"])
+    np.testing.assert_allclose(placed(x * 30), lrn(x * 30), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`devices` needs 2 device names.*devices=\['/CPU:0'\]"):
+        LocalResponseNormalization(groups=2, devices=["/CPU:0"])
+    model = build_alexnet("cifar", image_size=16, conv1_filters=8, conv_filters=(8, 8, 8, 8),
+                          fc_units=8, tower_devices=["/CPU:0", "/CPU:0"])
+    model.save(tmp_path / "placed.keras")
+    loaded = keras.saving.load_model(tmp_path / "placed.keras", safe_mode=True)
+    inputs = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(inputs), model(inputs), rtol=1e-6)
+    assert loaded.get_layer("pool1").tower_devices == ["/CPU:0", "/CPU:0"]
