@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_precision.py
 
 clean:
 	rm -rf .pytest_cache build *.egg-info
