@@ -52,7 +52,17 @@ from .paths import PROJECT_ROOT
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "onecycle", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: the measured best per device. On CPUs float32 (docs/benchmarks.md: without
+    native bfloat16, ``mixed_bfloat16`` trains 10x slower, and no faster under XLA); on GPUs
+    ``mixed_bfloat16`` (tensor cores, no loss scaling; benchmarks/gpu_check.py measures
+    all three on a GPU machine). Other values are returned as they are."""
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if tf.config.list_logical_devices("GPU") else "float32"
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
@@ -79,7 +89,8 @@ class Recipe:
             zero); ``cosine`` (warm-up, then cosine decay to zero).
         label_smoothing: mass moved from the true class to the others.
         augment: training augmentation (see ``Augment.from_value``).
-        precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (with loss scaling).
+        precision: ``auto`` (see :func:`resolve_precision`), ``float32``, ``mixed_bfloat16``
+            or ``mixed_float16`` (with loss scaling).
         jit_compile: compile the train step with XLA.
         normalization: ``channel`` (mean/std per channel) or ``mean_image`` (the paper's).
         resize_in_model: for upsampled inputs, move stored-size images and resize in the
@@ -107,7 +118,7 @@ class Recipe:
     min_learning_rate: float = 1e-6
     label_smoothing: float = 0.0
     augment: str = "crop,flip"
-    precision: str = "float32"
+    precision: str = "auto"
     jit_compile: bool = False
     normalization: str = "channel"
     resize_in_model: bool = False
@@ -164,12 +175,12 @@ RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(
         name="cpu",
         description="The default for the cifar preset on a CPU: AdamW (lr 2e-3, decay 0.05), "
-                    "batch 64, a one-cycle learning rate over 6 epochs, label smoothing 0.1, "
+                    "batch 64, a one-cycle learning rate over 7 epochs, label smoothing 0.1, "
                     "crops and flips, no dropout (a short schedule does not need it); chosen "
                     "by measurement (benchmarks/recipe_sweep.py, docs/benchmarks.md) to finish "
                     "inside 30 minutes on 2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=2e-3, weight_decay=0.05,
-        batch_size=64, epochs=6, schedule="onecycle", warmup_epochs=0.5,
+        batch_size=64, epochs=7, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.1, augment="crop,flip", dropout=0.0),
 }
 
@@ -401,7 +412,8 @@ class Trainer:
 
         self.config = config
         self.on_epoch_end = list(on_epoch_end)
-        self.recipe = config.resolved_recipe()
+        recipe = config.resolved_recipe()
+        self.recipe = dataclasses.replace(recipe, precision=resolve_precision(recipe.precision))
         self.strategy = strategy or make_strategy(config.strategy)
         self.log = log or sys.stdout
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief

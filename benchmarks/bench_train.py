@@ -69,6 +69,7 @@ VARIANTS = {
     "paper naive groups=2": lambda: naive_alexnet("paper", groups=2),
     "cifar towers": lambda: build_alexnet("cifar"),
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
+    "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
 }
 
 

@@ -312,3 +312,25 @@ def test_the_same_loop_runs_under_mirrored_strategy(tree, tmp_path):
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["replicas"] == 2 and data["steps"] == 3 * 9
     np.testing.assert_allclose(data["mirrored"], data["single"], rtol=2e-3)
+
+
+def test_precision_auto_is_float32_here_and_mixed_precision_trains(tree, tmp_path):
+    from alexnet_lib.train import resolve_precision
+
+    assert resolve_precision("auto") == "float32"  # no GPU: the measured best on CPU
+    assert resolve_precision("mixed_float16") == "mixed_float16"
+    assert Trainer(config(tree, tmp_path / "auto", recipe={"epochs": 1})).recipe.precision == "float32"
+    trainer = Trainer(config(tree, tmp_path / "f16", recipe={"epochs": 2, "precision": "mixed_float16"}))
+    history = trainer.fit()
+    assert all(np.isfinite(r["loss"]) for r in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    conv = trainer.model.get_layer("conv3")
+    assert conv.compute_dtype == "float16" and conv.kernel.dtype == "float32"
+    assert trainer.model.get_layer("lrn1").compute_dtype == "float32"
+    assert trainer.model.get_layer("predictions").compute_dtype == "float32"
+    assert metrics_ok(evaluate(tmp_path / "f16"))
+
+
+def metrics_ok(metrics) -> bool:
+    return metrics["num_examples"] == 48 and metrics["test_top1"] > 0.5  # chance is 0.25
