@@ -33,6 +33,7 @@ import json
 import os
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -140,3 +141,31 @@ def distribute_batches(strategy: tf.distribute.Strategy, make_dataset) -> Any:
         return make_dataset().flat_map(split).with_options(options)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def copy_weights(source, target) -> None:
+    """Copy an AlexNet's weights into the same network built with or without
+    ``tower_devices`` (layer by layer; conv1's single kernel and its two tower halves are
+    converted), e.g. to run a trained model split over two devices.
+
+    Raises:
+        ValueError: when the two models do not have the same layers and shapes.
+    """
+    for layer in source.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        try:
+            other = target.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"{target.name!r} has no layer {layer.name!r}: copy weights only "
+                             f"between two builds of the same preset.") from None
+        slots = len(other.get_weights())
+        if len(weights) == 2 and slots == 4:  # one conv1 -> two towers' halves
+            kernel, bias = weights
+            half = kernel.shape[-1] // 2
+            weights = [kernel[..., :half], bias[:half], kernel[..., half:], bias[half:]]
+        elif len(weights) == 4 and slots == 2 and weights[0].shape[2] == weights[2].shape[2]:
+            weights = [np.concatenate([weights[0], weights[2]], -1),
+                       np.concatenate([weights[1], weights[3]], -1)]
+        other.set_weights(weights)

@@ -37,16 +37,11 @@ if len(gpus) == 1:
 tf.debugging.set_log_device_placement(True)
 import numpy as np
 from alexnet_lib import build_alexnet
+from alexnet_lib.distribute import copy_weights
 devices = ["/GPU:0", "/GPU:1"]
 reference = build_alexnet("seed")
 placed = build_alexnet("seed", tower_devices=devices)
-for layer in reference.layers:
-    w = layer.get_weights()
-    if layer.name == "conv1":
-        h = w[0].shape[-1] // 2
-        w = [w[0][..., :h], w[1][:h], w[0][..., h:], w[1][h:]]
-    if w:
-        placed.get_layer(layer.name).set_weights(w)
+copy_weights(reference, placed)  # one conv1 kernel -> the two towers' halves
 x = np.random.default_rng(0).normal(size=(8, 227, 227, 3)).astype("float32")
 diff = float(np.abs(reference(x).numpy() - placed(x).numpy()).max())
 print("=== placed ===", file=sys.stderr, flush=True)

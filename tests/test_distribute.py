@@ -83,19 +83,13 @@ tf.debugging.set_log_device_placement(True)  # takes effect only before TF start
 import keras
 import numpy as np
 from alexnet_lib import build_alexnet
+from alexnet_lib.distribute import copy_weights
 from alexnet_lib.cli import main
 
 devices = ["/CPU:0", "/CPU:1"]
 reference = build_alexnet("cifar")
 placed = build_alexnet("cifar", tower_devices=devices)
-for layer in reference.layers:
-    weights = layer.get_weights()
-    if layer.name == "conv1":  # one kernel of 64 maps = two towers' kernels of 32
-        kernel, bias = weights
-        half = kernel.shape[-1] // 2
-        weights = [kernel[..., :half], bias[:half], kernel[..., half:], bias[half:]]
-    if weights:
-        placed.get_layer(layer.name).set_weights(weights)
+copy_weights(reference, placed)  # one conv1 kernel -> the two towers' halves
 x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
 forward_diff = float(np.abs(reference(x).numpy() - placed(x).numpy()).max())
 
@@ -217,3 +211,23 @@ def test_two_workers_train_resume_after_a_kill_and_agree(tmp_path):
         "tensorboard"]
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 4
     assert not [p for p in (run_dir / "checkpoints").iterdir() if "worker" in p.name]
+
+
+def test_copy_weights_between_placed_and_unplaced_builds():
+    from alexnet_lib import build_alexnet
+
+    small = dict(image_size=16, conv1_filters=8, conv_filters=(8, 8, 8, 8), fc_units=8)
+    plain = build_alexnet("cifar", **small)
+    placed = build_alexnet("cifar", **small, tower_devices=["/CPU:0", "/CPU:0"])
+    back = build_alexnet("cifar", **small)
+    distribute.copy_weights(plain, placed)
+    distribute.copy_weights(placed, back)
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(placed(x), plain(x), rtol=1e-6)
+    for a, b in zip(plain.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no layer 'conv2'"):
+        import keras
+
+        inputs = keras.Input((16, 16, 3))
+        distribute.copy_weights(plain, keras.Model(inputs, keras.layers.Conv2D(8, 5, name="conv1")(inputs)))
