@@ -34,8 +34,8 @@ def project_path(path: str | os.PathLike) -> Path:
 
 # ----------------------------------------------------------------------------- data
 
-def make_tiny_dataset(root: str | os.PathLike, train_per_class: int = 60,
-                      test_per_class: int = 20, size: int = 32, seed: int = 0) -> Path:
+def make_tiny_dataset(root: str | os.PathLike, train_per_class: int = 200,
+                      test_per_class: int = 100, size: int = 32, seed: int = 0) -> Path:
     """A small learnable stand-in for CIFAR-10 as a class-folder tree (PNG, 10 classes
     with CIFAR-10's names): each class has its own colour and stripe direction under
     noise. Written to a temporary folder and renamed, so it is never half there."""
@@ -74,13 +74,17 @@ def resolve_data(data: str) -> str:
     """The data source a notebook parameter names.
 
     ``"auto"``: the CIFAR-10 JPEG copy at ``../shared/datasets/cifar10-jpeg`` when it is
-    there, else a small generated class-folder tree in the data folder. ``"cifar10"``
+    there, else a generated class-folder tree in the data folder (2,000 training and 1,000
+    test PNGs, 32x32, 10 classes). ``"cifar10"``
     downloads (or reuses) the official archive. Anything else is a path (relative paths
     from the project root): an archive, an extracted CIFAR-10 folder or a class-folder tree.
     """
     if data == "auto":
         shared = shared_cifar10_jpeg()
-        return str(shared) if shared.is_dir() else str(make_tiny_dataset(data_dir() / "tiny-cifar10"))
+        # Large enough for the notebooks' defaults (1,000 training images beside 500 for
+        # validation, 1,000 test images).
+        return str(shared) if shared.is_dir() else str(
+            make_tiny_dataset(data_dir() / "tiny-cifar10-200-100"))
     if data == "cifar10":
         return data
     path = project_path(data)

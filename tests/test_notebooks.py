@@ -161,3 +161,25 @@ def test_a_bad_parameter_fails_in_the_first_cells(tmp_path):
                                    progress_bar=False, kernel_name="python3")
     assert error.value.exec_count <= 4  # the check right after the parameters
     assert "'cpu'" in error.value.evalue and not (tmp_path / "config.yaml").exists()
+
+
+def test_auto_data_without_the_shared_copy_fits_the_notebook_defaults(tmp_path, monkeypatch):
+    """CI machines without ../shared run the notebooks on the generated stand-in: it must
+    hold the defaults' 1,000 training (+500 validation) and 1,000 test images."""
+    import alexnet_lib.notebooks as nb
+    from alexnet_lib.data.folders import scan_class_folders
+
+    monkeypatch.setattr(nb, "shared_cifar10_jpeg", lambda: tmp_path / "absent")
+    monkeypatch.setenv("ALEXNET_DATA_DIR", str(tmp_path / "data"))
+    path = nb.resolve_data("auto")
+    assert path.startswith(str(tmp_path / "data"))
+    _, splits = scan_class_folders(path)
+    defaults = {}
+    for name in ("03_training.ipynb",):
+        import papermill
+
+        params = papermill.inspect_notebook(str(nb.NOTEBOOK_DIR / name))
+        defaults = {k: int(v["default"]) for k, v in params.items()
+                    if k in ("train_subset", "val_size", "test_subset")}
+    assert len(splits["train"]) >= defaults["train_subset"] + defaults["val_size"]
+    assert len(splits["test"]) >= defaults["test_subset"]
