@@ -241,7 +241,7 @@ PRESETS: dict[str, Preset] = {
             "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
             "CIFAR-10's native 32x32 input: conv1 5x5/1, 64-128-192-192-128 maps, fc 512, "
             "each LRN after its pool (CaffeNet's order: the same normalization over a quarter "
-            "of the positions). The default for CPU runs: trains at about 230 images/s on 2 "
+            "of the positions). The default for CPU runs: trains at about 220 images/s on 2 "
             "AVX2 CPU cores (float32, batch 64; docs/benchmarks.md)."
         ),
         image_size=32,
