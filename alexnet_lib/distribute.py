@@ -169,3 +169,15 @@ def copy_weights(source, target) -> None:
             weights = [np.concatenate([weights[0], weights[2]], -1),
                        np.concatenate([weights[1], weights[3]], -1)]
         other.set_weights(weights)
+
+
+def placed_twin(preset, tower_devices: list[str], **overrides):
+    """``(reference, placed)``: ``build_alexnet(preset)`` and the same network with its towers
+    on ``tower_devices``, holding the same weights (for checking that placement changes where
+    the work runs, not what it computes)."""
+    from .model import build_alexnet
+
+    reference = build_alexnet(preset, **overrides)
+    placed = build_alexnet(preset, tower_devices=tower_devices, **overrides)
+    copy_weights(reference, placed)
+    return reference, placed

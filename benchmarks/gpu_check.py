@@ -36,12 +36,9 @@ if len(gpus) == 1:
         gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=20000)] * 2)
 tf.debugging.set_log_device_placement(True)
 import numpy as np
-from alexnet_lib import build_alexnet
-from alexnet_lib.distribute import copy_weights
+from alexnet_lib.distribute import placed_twin
 devices = ["/GPU:0", "/GPU:1"]
-reference = build_alexnet("seed")
-placed = build_alexnet("seed", tower_devices=devices)
-copy_weights(reference, placed)  # one conv1 kernel -> the two towers' halves
+reference, placed = placed_twin("seed", devices)  # the same weights
 x = np.random.default_rng(0).normal(size=(8, 227, 227, 3)).astype("float32")
 diff = float(np.abs(reference(x).numpy() - placed(x).numpy()).max())
 print("=== placed ===", file=sys.stderr, flush=True)

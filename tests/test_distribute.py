@@ -82,14 +82,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 tf.debugging.set_log_device_placement(True)  # takes effect only before TF starts
 import keras
 import numpy as np
-from alexnet_lib import build_alexnet
-from alexnet_lib.distribute import copy_weights
+from alexnet_lib.distribute import placed_twin
 from alexnet_lib.cli import main
 
 devices = ["/CPU:0", "/CPU:1"]
-reference = build_alexnet("cifar")
-placed = build_alexnet("cifar", tower_devices=devices)
-copy_weights(reference, placed)  # one conv1 kernel -> the two towers' halves
+reference, placed = placed_twin("cifar", devices)  # the same weights
 x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
 forward_diff = float(np.abs(reference(x).numpy() - placed(x).numpy()).max())
 

@@ -335,7 +335,7 @@ class Datasets:
                 return images[rows], labels_np[rows].astype(np.int32)
         else:
             # Images of several sizes: bring each to the canvas size first.
-            size = self._base_size()
+            size = self.canvas_size()
             shape = (size, size, 3)
 
             def load(rows):
@@ -353,7 +353,8 @@ class Datasets:
         ds = ds.map(gather, num_parallel_calls=2 if large else AUTOTUNE, deterministic=deterministic)
         return ds.prefetch(2 if large else AUTOTUNE)
 
-    def _base_size(self) -> int:
+    def canvas_size(self) -> int:
+        """The common size images of several sizes are brought to before cropping."""
         policy, value = crop_policy(self.input_size)
         return self.input_size if policy == "pad" else value
 
