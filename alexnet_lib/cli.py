@@ -129,19 +129,33 @@ def cmd_train(args) -> int:
     trainer.fit()
     if args.no_evaluate or not trainer.is_chief:
         return 0
-    metrics = evaluate(trainer.run_dir, tta=args.tta, datasets=trainer.datasets)
+    metrics = evaluate(trainer.run_dir, views=_views(args), datasets=trainer.datasets)
     print(f"Test accuracy (top-1) {metrics['test_top1']:.4f}, top-5 {metrics['test_top5']:.4f} "
           f"over {metrics['num_examples']} images of {metrics['data']}"
-          f"{' with 10-view averaging' if args.tta else ''}.")
+          f"{VIEW_NOTES[metrics['views']]}.")
+    if metrics["views"] != "center":
+        print(f"  (the centre view alone: top-1 {metrics['center_top1']:.4f}, "
+              f"top-5 {metrics['center_top5']:.4f})")
     print(f"Checkpoint: {trainer.ckpt_dir / 'best.keras'}")
     print(f"Metrics: {trainer.run_dir / 'metrics.json'}")
     return 0
 
 
+VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image",
+              "tta": ", averaging the paper's 10 views"}
+
+
+def _views(args) -> str | None:
+    """``--views``, or ``tta`` for ``--tta``; ``None``: the recipe's ``eval_views``."""
+    if args.tta and args.views not in (None, "tta"):
+        raise SystemExit(f"error: --tta means --views tta; it contradicts --views {args.views}.")
+    return "tta" if args.tta else args.views
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
-    metrics = evaluate(args.run_dir, tta=args.tta, checkpoint=args.checkpoint)
+    metrics = evaluate(args.run_dir, views=_views(args), checkpoint=args.checkpoint)
     shown = {k: v for k, v in metrics.items() if k != "confusion"}
     print(json.dumps(shown, indent=2))
     print(f"Wrote {os.path.join(args.run_dir, 'metrics.json')} (with the confusion matrix).")
@@ -151,7 +165,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import predict
 
-    results = predict(args.checkpoint, args.images, top_k=args.top_k)
+    results = predict(args.checkpoint, args.images, top_k=args.top_k, views=args.views)
     failed = [r for r in results if r.error]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -246,14 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the recipe's precision (LRN and the softmax stay float32; "
                             "float16 uses loss scaling)")
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
-    train.add_argument("--tta", action="store_true", help="evaluate with 10-view averaging")
+    train.add_argument("--views", choices=tuple(VIEW_NOTES),
+                       help="test-time views of the final evaluation: center, flip (average "
+                            "each image and its mirror image) or tta (the paper's 10 views); "
+                            "default: the recipe's (cpu: flip)")
+    train.add_argument("--tta", action="store_true", help="the same as --views tta")
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a run on the whole test set")
     evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
-    evaluate.add_argument("--tta", action="store_true",
-                          help="average the paper's 10 views (corners, centre, mirrors)")
+    evaluate.add_argument("--views", choices=tuple(VIEW_NOTES),
+                          help="center, flip (average each image and its mirror image) or tta "
+                               "(the paper's 10 views: corners, centre, mirrors); default: the "
+                               "run's recipe's")
+    evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
                           help="which saved model (default: best validation accuracy)")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -262,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", required=True,
                          help="a .keras model saved by train, or a run folder")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
+    predict.add_argument("--views", choices=tuple(VIEW_NOTES),
+                         help="average over center, flip (the image and its mirror image) or "
+                              "tta (the paper's 10 views); default: the views the model's recipe "
+                              "evaluates with (cpu: flip)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
     predict.set_defaults(func=cmd_predict)

@@ -1,8 +1,10 @@
 """Metrics over a whole split with dropout off: top-1, top-5, per-class accuracy, confusion.
 
-Accuracy is counted over every example (not a mean of per-batch means). With ``tta=True``
-the class probabilities of the paper's 10 views (four corners, centre, and their mirror
-images; see :mod:`alexnet_lib.data.pipeline`) are averaged before ranking.
+Accuracy is counted over every example (not a mean of per-batch means). With
+``views="flip"`` the class probabilities of each image and its mirror image are averaged
+before ranking; with ``views="tta"`` those of the paper's 10 views (four corners, centre, and
+their mirror images; see :mod:`alexnet_lib.data.pipeline`). The centre view's own accuracy is
+reported beside the averaged one (it is one of the views, so it costs nothing more).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from .data.pipeline import Datasets, Normalization
+from .data.pipeline import CENTER_VIEW, VIEWS, Datasets, Normalization
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -49,23 +51,35 @@ def model_info(model: keras.Model) -> dict[str, Any]:
                          f"saved by alexnet_lib's train.") from None
 
 
-def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=None
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=None, *,
+                          keep_view: int | None = None):
     """``(probabilities N x C, labels N)`` over a dataset of ``(images, labels)``; a dataset
-    of 10-view batches (``B x 10 x S x S x 3``) gives view-averaged probabilities.
-    ``forward``: a compiled ``x -> model(x, training=False)`` to reuse across calls."""
+    of multi-view batches (``B x V x S x S x 3``) gives view-averaged probabilities.
+
+    Args:
+        forward: a compiled ``x -> model(x, training=False)`` to reuse across calls.
+        keep_view: also return the probabilities of this one view (``N x C``) as a third
+            element (for single-view batches, the probabilities themselves).
+    """
     forward = forward or tf.function(lambda x: model(x, training=False))
-    probs, labels = [], []
+    probs, labels, kept = [], [], []
     for x, y in dataset:
         if x.shape.rank == 5:
             views = x.shape[1]
             flat = tf.reshape(x, [-1, *x.shape[2:]])
-            p = tf.reduce_mean(tf.reshape(forward(flat), [-1, views, model.output_shape[-1]]), 1)
+            per_view = tf.reshape(forward(flat), [-1, views, model.output_shape[-1]])
+            p = tf.reduce_mean(per_view, 1)
+            if keep_view is not None:
+                kept.append(np.asarray(per_view[:, keep_view], np.float64))
         else:
             p = forward(x)
+            if keep_view is not None:
+                kept.append(np.asarray(p, np.float64))
         probs.append(np.asarray(p, np.float64))
         labels.append(y.numpy())
-    return np.concatenate(probs), np.concatenate(labels)
+    if keep_view is None:
+        return np.concatenate(probs), np.concatenate(labels)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(kept)
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray,
@@ -97,17 +111,33 @@ def run_datasets(run_dir: Path, **overrides) -> Datasets:
     return build_datasets(config, norm, **overrides)
 
 
-def evaluate(run_dir: str | Path, *, tta: bool = False, checkpoint: str = "best",
-             batch_size: int = 256, datasets: Datasets | None = None,
+def run_eval_views(run_dir: Path) -> str:
+    """The test-time views of a run's recipe (``center`` for runs that predate the field)."""
+    from .train import TrainConfig
+
+    config = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    return config.resolved_recipe().eval_views
+
+
+def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,
+             checkpoint: str = "best", batch_size: int = 256, datasets: Datasets | None = None,
              write: bool = True) -> dict[str, Any]:
     """Evaluate a run's ``best`` (or ``last``) model on the whole test split.
 
+    Args:
+        views: test-time views, one of ``"center"``, ``"flip"`` (average each image and
+            its mirror image) or ``"tta"`` (average the paper's 10 views); ``None``: the
+            run's recipe's ``eval_views``.
+        tta: shorthand for ``views="tta"``.
+
     Writes ``<run_dir>/metrics.json`` (atomically) and returns the metrics: ``test_top1``,
-    ``test_top5``, ``test_loss``, ``per_class``, ``confusion``, ``tta``, ``checkpoint``,
-    ``data``, ``seconds``.
+    ``test_top5``, ``test_loss`` (over the averaged views), ``per_class``, ``confusion``,
+    ``views``, ``tta`` (whether the 10 views were averaged), ``center_top1`` and
+    ``center_top5`` (the centre view alone), ``checkpoint``, ``data``, ``seconds``.
 
     Raises:
         FileNotFoundError: when the run folder or its model is missing.
+        ValueError: for unknown ``views`` or ``checkpoint``.
     """
     from .train import write_atomic
 
@@ -117,13 +147,23 @@ def evaluate(run_dir: str | Path, *, tta: bool = False, checkpoint: str = "best"
                                 f"--run-dir of a train command.")
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last'. Received: checkpoint={checkpoint!r}")
+    if tta:
+        if views not in (None, "tta"):
+            raise ValueError(f"tta=True means views='tta'. Received: views={views!r}, tta=True")
+        views = "tta"
+    views = views or run_eval_views(run_dir)
+    if views not in VIEWS:
+        raise ValueError(f"Unknown test-time views {views!r}: choose from {VIEWS}.")
     started = time.time()
     model = load_model(run_dir / "checkpoints" / f"{checkpoint}.keras")
     datasets = datasets or run_datasets(run_dir, eval_batch_size=batch_size)
-    probs, labels = predict_probabilities(model, datasets.test("tta" if tta else "center"))
+    probs, labels, center = predict_probabilities(model, datasets.test(views),
+                                                  keep_view=CENTER_VIEW[views])
     metrics = classification_metrics(probs, labels, datasets.class_names)
-    metrics.update(tta=bool(tta), checkpoint=checkpoint, data=datasets.source,
-                   seconds=round(time.time() - started, 2))
+    centre = classification_metrics(center, labels, datasets.class_names)
+    metrics.update(views=views, tta=views == "tta", center_top1=centre["test_top1"],
+                   center_top5=centre["test_top5"], checkpoint=checkpoint,
+                   data=datasets.source, seconds=round(time.time() - started, 2))
     if write:
         write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -116,8 +116,8 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
     """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
 
     Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
-    ``train_subset``, ``test_subset``, ``val_size``, ``seed``; any other integer is checked
-    to be positive. Returns the values as attributes (``data`` resolved, ``run_dir`` and
+    ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``; any
+    other integer is checked to be positive. Returns the values as attributes (``data`` resolved, ``run_dir`` and
     ``figures`` as paths under the project).
 
     Raises:
@@ -138,6 +138,11 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
             from .distribute import STRATEGIES
 
             _choice(name, value, STRATEGIES)
+        elif name == "views":
+            if value is not None:
+                from .data.pipeline import VIEWS
+
+                _choice(name, value, VIEWS)
         elif name in ("val_size", "seed"):
             _positive_int(name, value, minimum=0)
         elif name == "run_dir":

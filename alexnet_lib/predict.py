@@ -2,7 +2,9 @@
 
 Each file is decoded to RGB, resized to the size the training images were stored at (32x32
 for CIFAR-10), then normalized, resized and centre-cropped exactly as evaluation does, with
-the statistics the model carries.
+the statistics the model carries. By default the probabilities are averaged over the test-time
+views the model was evaluated with after training (its recipe's ``eval_views``: the centre
+crop and its mirror image for the ``cpu`` recipe).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from .data.folders import ImageError, decode_image
-from .data.pipeline import Normalization, resize_image, transform_batch
+from .data.pipeline import VIEWS, Normalization, resize_image, transform_batch
 from .evaluate import load_model, model_info
 
 
@@ -38,11 +40,16 @@ class Predictor:
 
     Args:
         checkpoint: a ``.keras`` file saved by training, or a run folder (its best model).
+        views: ``center``, ``flip`` (average the image and its mirror image) or ``tta``
+            (the paper's 10 views); ``None``: the views the model's recipe evaluates with.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike):
+    def __init__(self, checkpoint: str | os.PathLike, views: str | None = None):
         self.model = load_model(checkpoint)
         info = model_info(self.model)
+        self.views = views or info.get("eval_views", "center")
+        if self.views not in VIEWS:
+            raise ValueError(f"Unknown test-time views {self.views!r}: choose from {VIEWS}.")
         self.class_names = list(info["class_names"])
         self.input_size = int(info["input_size"])
         stored = info.get("stored_size") or []
@@ -50,10 +57,11 @@ class Predictor:
         self.normalization = Normalization.from_dict(info["normalization"])
 
     def preprocess(self, image: np.ndarray):
-        """uint8 ``H x W x 3`` → the model's input batch of one."""
+        """uint8 ``H x W x 3`` → the model's input batch: one image, or its views."""
         if self.stored_size:
             image = resize_image(image, self.stored_size)
-        return transform_batch(image[None], self.normalization, self.input_size)
+        batch = transform_batch(image[None], self.normalization, self.input_size, views=self.views)
+        return batch[0] if self.views != "center" else batch
 
     def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:
         try:
@@ -61,7 +69,7 @@ class Predictor:
         except (ImageError, FileNotFoundError, IsADirectoryError) as error:
             message = str(error) if isinstance(error, ImageError) else f"{path}: no such file"
             return Prediction(str(path), error=message)
-        probs = np.asarray(self.model(self.preprocess(image), training=False))[0]
+        probs = np.asarray(self.model(self.preprocess(image), training=False)).mean(0)
         order = np.argsort(-probs)[:top_k]
         return Prediction(str(path), top=[(self.class_names[i], float(probs[i])) for i in order])
 
@@ -70,9 +78,9 @@ class Predictor:
 
 
 def predict(checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike],
-            top_k: int = 5) -> list[Prediction]:
-    """Top-``top_k`` classes and probabilities for each file; unreadable files get an error
-    entry and do not stop the others."""
+            top_k: int = 5, views: str | None = None) -> list[Prediction]:
+    """Top-``top_k`` classes and probabilities for each file (averaged over ``views``, see
+    :class:`Predictor`); unreadable files get an error entry and do not stop the others."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1. Received: top_k={top_k}")
-    return Predictor(checkpoint).predict_files([Path(p) for p in paths], top_k)
+    return Predictor(checkpoint, views).predict_files([Path(p) for p in paths], top_k)

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from .data.pipeline import Datasets, Normalization, load_source, make_datasets
+from .data.pipeline import VIEWS, Datasets, Normalization, load_source, make_datasets
 from .distribute import distribute_batches, make_strategy
 from .layers import InferenceInfo
 from .model import Preset, build_alexnet, get_preset
@@ -99,6 +99,9 @@ class Recipe:
             a ``--set dropout=...`` on the command line still wins.
         image_size: the input size this recipe trains at (``None``: the preset's); e.g. 24
             crops of CIFAR's 32x32 images. ``--set image_size=...`` still wins.
+        eval_views: the test-time views of the evaluation after training: ``center``,
+            ``flip`` (each image and its mirror image, probabilities averaged) or ``tta``
+            (the paper's 10 views). ``evaluate --views`` picks others later.
     """
 
     name: str
@@ -124,6 +127,7 @@ class Recipe:
     resize_in_model: bool = False
     dropout: float | None = None
     image_size: int | None = None
+    eval_views: str = "center"
 
     def replace(self, **overrides) -> "Recipe":
         names = {f.name for f in dataclasses.fields(self)}
@@ -151,6 +155,7 @@ class Recipe:
         check(0 < self.plateau_factor < 1, "plateau_factor", "plateau_factor must be in (0, 1)")
         check(self.normalization in ("channel", "mean_image"), "normalization",
               "normalization must be 'channel' or 'mean_image'")
+        check(self.eval_views in VIEWS, "eval_views", f"eval_views must be one of {VIEWS}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,7 +186,7 @@ RECIPES: dict[str, Recipe] = {
                     "inside 30 minutes on 2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=2e-3, weight_decay=0.05,
         batch_size=64, epochs=7, schedule="onecycle", warmup_epochs=0.5,
-        label_smoothing=0.1, augment="crop,flip", dropout=0.0),
+        label_smoothing=0.1, augment="crop,flip", dropout=0.0, eval_views="flip"),
 }
 
 
@@ -591,7 +596,8 @@ class Trainer:
 
     def info(self) -> dict[str, Any]:
         return {**self.datasets.preprocessing(), "preset": self.preset.to_dict(),
-                "recipe": self.recipe.name, "run_dir": str(self.run_dir)}
+                "recipe": self.recipe.name, "eval_views": self.recipe.eval_views,
+                "run_dir": str(self.run_dir)}
 
     def fit(self) -> list[dict[str, Any]]:
         """Train (or resume) to the recipe's last epoch. Returns the history rows."""

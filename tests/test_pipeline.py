@@ -99,6 +99,20 @@ def test_random_crop_is_a_window_of_the_padded_image_and_flip_mirrors():
     assert 0 < flips < 16
 
 
+def test_flip_views_are_the_centre_and_its_mirror_image():
+    ds = _make(val_size=0, batch_size=16)
+    raw = (ds.splits["test"][0][:16] / 255.0 - np.array(ds.normalization.mean)) \
+        / np.array(ds.normalization.std)
+    centre, _ = next(iter(ds.test("center")))
+    views, labels = next(iter(ds.test("flip")))
+    assert views.shape == (16, 2, 16, 16, 3) and labels.shape == (16,)
+    np.testing.assert_allclose(centre, raw, atol=1e-5)
+    np.testing.assert_allclose(views[:, 0], raw, atol=1e-5)
+    np.testing.assert_allclose(views[:, 1], raw[:, :, ::-1], atol=1e-5)
+    with pytest.raises(ValueError, match="'mirror'.*center.*flip.*tta"):
+        next(iter(ds.test("mirror")))
+
+
 def test_pca_jitter_adds_one_colour_offset_per_image_along_the_components():
     loaded = _fake()
     plain = _make(loaded, val_size=0, batch_size=16, augment="none", seed=5)
@@ -222,3 +236,6 @@ def test_smaller_input_crops_the_stored_image_without_resizing():
     views, _ = next(iter(ds.test("tta")))
     np.testing.assert_allclose(views[:, 0], raw[:, :16, :16], atol=1e-5)
     np.testing.assert_allclose(views[:, 4], x, atol=1e-5)
+    flip, _ = next(iter(ds.test("flip")))
+    np.testing.assert_allclose(flip[:, 0], x, atol=1e-5)
+    np.testing.assert_allclose(flip[:, 1], x[:, :, ::-1], atol=1e-5)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from alexnet_lib.cli import main
 from alexnet_lib.evaluate import classification_metrics, evaluate, load_model
-from alexnet_lib.predict import predict
+from alexnet_lib.predict import Predictor, predict
 from alexnet_lib.train import (RECIPES, TrainConfig, Trainer, TrainingDiverged, get_recipe,
                                learning_rate_at, read_history)
 
@@ -69,6 +69,9 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", optimizer="rmsprop")
     with pytest.raises(ValueError, match="lr"):
         get_recipe("cpu", lr=0.1)
+    with pytest.raises(ValueError, match="eval_views='mirror'"):
+        get_recipe("cpu", eval_views="mirror")
+    assert get_recipe("cpu").eval_views == "flip" and get_recipe("seed").eval_views == "center"
     assert set(RECIPES) == {"seed", "paper", "cpu"}
 
 
@@ -100,13 +103,29 @@ def test_training_learns_writes_the_run_folder_and_evaluates(tree, tmp_path):
         assert (run / name).exists(), name
     assert list((run / "tensorboard").iterdir())
     assert history[-1]["loss"] < history[0]["loss"]
-    metrics = evaluate(run)
+    metrics = evaluate(run, views="center")
     assert metrics["num_examples"] == 48
     assert metrics["test_top1"] > 0.6  # chance is 0.25
     assert np.sum(metrics["confusion"]) == 48
     assert json.loads((run / "metrics.json").read_text())["test_top1"] == metrics["test_top1"]
+    assert metrics["views"] == "center" and metrics["center_top1"] == metrics["test_top1"]
     tta = evaluate(run, tta=True, write=False)
-    assert tta["tta"] and tta["test_top1"] > 0.6
+    assert tta["tta"] and tta["views"] == "tta" and tta["test_top1"] > 0.6
+    assert tta["center_top1"] == metrics["test_top1"]  # the centre is one of the 10 views
+    # Flip views (the cpu recipe's): the mean of the probabilities of each image and its
+    # mirror image, against the same computed here.
+    flip = evaluate(run, write=False)
+    assert flip["views"] == "flip" and not flip["tta"]
+    assert flip["center_top1"] == metrics["test_top1"]
+    best = load_model(run / "checkpoints" / "best.keras")
+    images = np.concatenate([x.numpy() for x, _ in trainer.datasets.test()])
+    labels = np.concatenate([y.numpy() for _, y in trainer.datasets.test()])
+    mean = (best.predict(images, verbose=0) + best.predict(images[:, :, ::-1], verbose=0)) / 2
+    assert flip["test_top1"] == pytest.approx(float((mean.argmax(1) == labels).mean()))
+    assert flip["test_loss"] == pytest.approx(
+        float(-np.log(np.clip(mean[np.arange(48), labels], 1e-7, 1)).mean()), rel=1e-4)
+    with pytest.raises(ValueError, match="'mirror'"):
+        evaluate(run, views="mirror", write=False)
     # The saved model loads with safe_mode and carries what inference needs.
     model = load_model(run / "checkpoints" / "best.keras")
     info = model.get_layer("inference_info").info
@@ -226,6 +245,11 @@ def test_cli_train_evaluate_predict(tree, tmp_path, capsys):
     assert main(["evaluate", "--run-dir", str(run), "--tta"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["tta"] is True and metrics["test_top1"] > 0.6
+    assert main(["evaluate", "--run-dir", str(run), "--views", "flip"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["views"] == "flip" and metrics["center_top1"] > 0.6
+    with pytest.raises(SystemExit, match="--tta means --views tta"):
+        main(["evaluate", "--run-dir", str(run), "--tta", "--views", "center"])
     # predict: images of another size and mode, one broken file; the others still run.
     big = tmp_path / "big_red.jpg"
     Image.fromarray(np.full((120, 90, 3), COLOURS[0], np.uint8)).save(big)
@@ -245,6 +269,20 @@ def test_cli_train_evaluate_predict(tree, tmp_path, capsys):
     assert "error" in results[1]
     ok = predict(run, [big])[0]
     assert ok.top[0][0] == "red" and ok.error is None
+    # Views: the default is the recipe's (cpu: flip), the mean over the image and its mirror.
+    half = tmp_path / "half.png"
+    Image.fromarray(np.concatenate([np.full((16, 8, 3), COLOURS[0], np.uint8),
+                                    np.full((16, 8, 3), COLOURS[1], np.uint8)], 1)).save(half)
+    predictor = Predictor(run)
+    assert predictor.views == "flip"
+    x = Predictor(run, views="center").preprocess(np.asarray(Image.open(half).convert("RGB")))
+    model = predictor.model
+    by_hand = (np.asarray(model(x))[0] + np.asarray(model(x[:, :, ::-1]))[0]) / 2
+    for views, expected in (("flip", by_hand), ("center", np.asarray(model(x))[0])):
+        top = predict(run, [half], top_k=4, views=views)[0].top
+        np.testing.assert_allclose([p for _, p in top], np.sort(expected)[::-1], rtol=1e-5)
+    with pytest.raises(ValueError, match="'mirror'"):
+        Predictor(run, views="mirror")
 
 
 @pytest.mark.parametrize("args, message", [

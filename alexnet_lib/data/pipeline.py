@@ -15,8 +15,9 @@ Three crop policies follow from the preset's input size ``S`` (see :func:`crop_p
   ``L = round(S * 256 / 227)`` (256 for 227), as the paper rescaled ImageNet to 256; training
   takes a random ``S x S`` crop, evaluation the centre crop.
 
-In each, the 10-view test-time augmentation takes the paper's four corner and centre crops of
-the same canvas (the padded or rescaled image) and their mirror images.
+In each, the 10-view test-time augmentation (``views="tta"``) takes the paper's four corner
+and centre crops of the same canvas (the padded or rescaled image) and their mirror images;
+``views="flip"`` takes the centre view and its mirror image.
 
 Randomness is stateless, derived from ``(seed, epoch, step)``: an epoch's batches, crops,
 flips and colour jitter are the same whenever they are produced, so a resumed run sees
@@ -40,6 +41,11 @@ from .folders import load_class_folders
 
 AUTOTUNE = tf.data.AUTOTUNE
 NORMALIZATIONS = ("channel", "mean_image")
+# Test-time views: the centre crop alone, it and its mirror image, or the paper's 10 patches
+# (four corners and the centre, and their mirror images). CENTER_VIEW: where the centre crop
+# sits among each set's views.
+VIEWS = ("center", "flip", "tta")
+CENTER_VIEW = {"center": 0, "flip": 0, "tta": 4}
 PCA_STD = 0.1  # the paper's standard deviation of the colour-jitter coefficients
 
 
@@ -223,15 +229,18 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         image_size: the model's input size.
         augment: training augmentation (``None`` for evaluation); needs ``seed``.
         seed: int64 ``[2]`` seed of the stateless random ops.
-        views: for evaluation, ``"center"`` (one view) or ``"tta"`` (the paper's 10 views:
-            ``B x 10 x S x S x 3``).
+        views: for evaluation, one of :data:`VIEWS`: ``"center"`` (one view), ``"flip"``
+            (the centre view and its mirror image: ``B x 2 x S x S x 3``) or ``"tta"`` (the
+            paper's 10 views: ``B x 10 x S x S x 3``).
     """
+    if views not in VIEWS:
+        raise ValueError(f"Unknown test-time views {views!r}: choose from {VIEWS}.")
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
                                       else (None, None, None))
     x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
     policy, _ = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
     if augment is None or not augment.crop:
-        if policy == "pad" and views == "center":
+        if policy == "pad" and views != "tta":
             if x.shape[1] != image_size or x.shape[2] != image_size:
                 x = tf.image.resize(x, (image_size, image_size))
             canvas = None
@@ -246,6 +255,8 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         if canvas is not None:
             offset = (canvas.shape[1] - image_size) // 2
             x = canvas[:, offset:offset + image_size, offset:offset + image_size, :]
+        if views == "flip":
+            return tf.stack([x, tf.reverse(x, axis=[2])], axis=1)
     else:
         canvas = _canvas(x, image_size)
         margin = canvas.shape[1] - image_size
@@ -280,7 +291,8 @@ class Datasets:
 
     ``train(epoch, start_step)`` builds one epoch (``steps_per_epoch`` full batches, the same
     batches whenever it is built); ``val()``/``test()`` iterate a split once without
-    augmentation (``views="tta"`` gives the 10 views). ``input_size`` is what the pipelines
+    augmentation (``views="flip"`` adds each image's mirror, ``views="tta"`` gives the 10
+    views). ``input_size`` is what the pipelines
     yield: the preset's ``image_size``, or the stored size when ``resize_in_model`` leaves the
     upsampling to the model's first layer.
     """
