@@ -11,7 +11,7 @@ def test_summary_prints_the_layer_table_and_parameter_count(capsys):
     out = capsys.readouterr().out
     assert "Preset 'cifar'" in out
     assert "conv2_tower1" in out and "lrn2" in out
-    assert "1,463,690 parameters" in out
+    assert "1,398,154 parameters" in out
 
 
 def test_summary_applies_overrides(capsys):

@@ -106,6 +106,14 @@ def test_cifar_preset_shapes_and_forward_pass():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     # Dropout is off at inference: the same input gives the same output.
     np.testing.assert_array_equal(probs, model(x, training=False).numpy())
+    # Parameters from the layer shapes: conv1 5x5 over RGB; conv2, conv4, conv5 two towers of
+    # 3x3 kernels over half the maps; conv3 3x3 over all of them; fc6 over pool5's 3x3x128.
+    towers = lambda k, cin, cout: 2 * (k * k * (cin // 2) * (cout // 2) + cout // 2)  # noqa: E731
+    dense = lambda fan_in, units: fan_in * units + units  # noqa: E731
+    expected = (dense(5 * 5 * 3, 64) + towers(3, 64, 128) + dense(3 * 3 * 128, 192)
+                + towers(3, 192, 192) + towers(3, 192, 128) + dense(3 * 3 * 128, 512)
+                + dense(512, 512) + dense(512, 10))
+    assert model.count_params() == expected == 1_398_154
 
 
 def test_overrides_express_the_papers_ablations():
