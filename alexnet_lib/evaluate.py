@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from .data.pipeline import CENTER_VIEW, VIEWS, Datasets, Normalization
+from .data.pipeline import CENTER_VIEW, Datasets, Normalization, check_views
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -151,9 +151,7 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
         if views not in (None, "tta"):
             raise ValueError(f"tta=True means views='tta'. Received: views={views!r}, tta=True")
         views = "tta"
-    views = views or run_eval_views(run_dir)
-    if views not in VIEWS:
-        raise ValueError(f"Unknown test-time views {views!r}: choose from {VIEWS}.")
+    views = check_views(views or run_eval_views(run_dir))
     started = time.time()
     model = load_model(run_dir / "checkpoints" / f"{checkpoint}.keras")
     datasets = datasets or run_datasets(run_dir, eval_batch_size=batch_size)

@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from .data.folders import ImageError, decode_image
-from .data.pipeline import VIEWS, Normalization, resize_image, transform_batch
+from .data.pipeline import Normalization, check_views, resize_image, transform_batch
 from .evaluate import load_model, model_info
 
 
@@ -47,9 +47,7 @@ class Predictor:
     def __init__(self, checkpoint: str | os.PathLike, views: str | None = None):
         self.model = load_model(checkpoint)
         info = model_info(self.model)
-        self.views = views or info.get("eval_views", "center")
-        if self.views not in VIEWS:
-            raise ValueError(f"Unknown test-time views {self.views!r}: choose from {VIEWS}.")
+        self.views = check_views(views or info.get("eval_views", "center"))
         self.class_names = list(info["class_names"])
         self.input_size = int(info["input_size"])
         stored = info.get("stored_size") or []

@@ -218,6 +218,13 @@ def _canvas(x: tf.Tensor, image_size: int) -> tf.Tensor:
     return x
 
 
+def check_views(views: str) -> str:
+    """``views`` if it names a set of test-time views (:data:`VIEWS`), else one ``ValueError``."""
+    if views not in VIEWS:
+        raise ValueError(f"Unknown test-time views {views!r}: choose from {VIEWS}.")
+    return views
+
+
 def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
                     augment: Augment | None = None, seed: tf.Tensor | None = None,
                     views: str = "center") -> tf.Tensor:
@@ -233,8 +240,7 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
             (the centre view and its mirror image: ``B x 2 x S x S x 3``) or ``"tta"`` (the
             paper's 10 views: ``B x 10 x S x S x 3``).
     """
-    if views not in VIEWS:
-        raise ValueError(f"Unknown test-time views {views!r}: choose from {VIEWS}.")
+    check_views(views)
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
                                       else (None, None, None))
     x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
