@@ -102,21 +102,19 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray,
     }
 
 
-def run_datasets(run_dir: Path, **overrides) -> Datasets:
-    """The run's data with the normalization it was trained with."""
-    from .train import TrainConfig, build_datasets
-
-    config = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    norm = Normalization.from_dict(json.loads((run_dir / "normalization.json").read_text()))
-    return build_datasets(config, norm, **overrides)
-
-
-def run_eval_views(run_dir: Path) -> str:
-    """The test-time views of a run's recipe (``center`` for runs that predate the field)."""
+def run_config(run_dir: Path):
+    """The :class:`~alexnet_lib.train.TrainConfig` a run folder was trained with."""
     from .train import TrainConfig
 
-    config = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    return config.resolved_recipe().eval_views
+    return TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+
+
+def run_datasets(run_dir: Path, **overrides) -> Datasets:
+    """The run's data with the normalization it was trained with."""
+    from .train import build_datasets
+
+    norm = Normalization.from_dict(json.loads((run_dir / "normalization.json").read_text()))
+    return build_datasets(run_config(run_dir), norm, **overrides)
 
 
 def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,
@@ -151,7 +149,7 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
         if views not in (None, "tta"):
             raise ValueError(f"tta=True means views='tta'. Received: views={views!r}, tta=True")
         views = "tta"
-    views = check_views(views or run_eval_views(run_dir))
+    views = check_views(views or run_config(run_dir).resolved_recipe().eval_views)
     started = time.time()
     model = load_model(run_dir / "checkpoints" / f"{checkpoint}.keras")
     datasets = datasets or run_datasets(run_dir, eval_batch_size=batch_size)

@@ -117,8 +117,8 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
 
     Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
     ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``; any
-    other integer is checked to be positive. Returns the values as attributes (``data`` resolved, ``run_dir`` and
-    ``figures`` as paths under the project).
+    other integer is checked to be positive. Returns the values as attributes (``data``
+    resolved, ``run_dir`` and ``figures`` as paths under the project).
 
     Raises:
         ValueError: one message naming the bad parameter, its value and what is valid.
