@@ -29,9 +29,12 @@ def main(argv=None):
     metrics = run / "metrics.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())
+        views = m.get("views", "tta" if m["tta"] else "center")
         print(f"\ntest top-1 {m['test_top1']:.4f}, top-5 {m['test_top5']:.4f} over "
-              f"{m['num_examples']} images ({m['checkpoint']} checkpoint"
-              f"{', 10-view TTA' if m['tta'] else ''}; evaluation took {m['seconds']:.0f} s)")
+              f"{m['num_examples']} images ({m['checkpoint']} checkpoint, views {views!r}; "
+              f"evaluation took {m['seconds']:.0f} s)")
+        if "center_top1" in m and views != "center":
+            print(f"centre view alone: top-1 {m['center_top1']:.4f}, top-5 {m['center_top5']:.4f}")
 
 
 if __name__ == "__main__":
