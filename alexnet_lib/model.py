@@ -241,8 +241,9 @@ PRESETS: dict[str, Preset] = {
             "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
             "CIFAR-10's native 32x32 input: conv1 5x5/1, conv2-conv5 3x3, 64-128-192-192-128 "
             "maps, fc 512, each LRN after its pool (CaffeNet's order: the same normalization "
-            "over a quarter of the positions). The default for CPU runs: trains at about 270 "
-            "images/s on 2 AVX2 CPU cores (float32, batch 32 or 64; docs/benchmarks.md)."
+            "over a quarter of the positions). The default for CPU runs: trains at about 310 "
+            "images/s on 2 AVX2 CPU cores (float32, batch 64, benchmarks/bench_train.py; "
+            "docs/benchmarks.md)."
         ),
         image_size=32,
         num_classes=10,

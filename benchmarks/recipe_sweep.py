@@ -40,10 +40,9 @@ VARIANTS = {
     "adamw lr 2e-3, dropout 0, no augmentation": {**ADAMW, "learning_rate": 2e-3, "dropout": 0.0,
                                                   "augment": "none"},
 }
-# The cpu recipe's first form (batch 64, crops + flips) against changes to the model or its
-# input; "preset" holds overrides of the cifar preset.
-# The variants above ran on the cifar preset as it was then (FIRST_PRESET); these on its
-# later forms, given in full.
+# The variants above ran on the cifar preset as it was then (FIRST_PRESET). The ones below
+# are the cpu recipe's first form (batch 64, crops + flips, decay 0.05) against changes to
+# the model or its input, on later forms of the preset given in full ("preset": overrides).
 FIRST_PRESET = {"conv2_kernel": 5, "lrn_position": "before-pool"}
 CPU = {**ADAMW, "learning_rate": 2e-3, "dropout": 0.0, "warmup_epochs": 0.5}
 K5 = {"conv2_kernel": 5, "lrn_position": "after-pool"}
