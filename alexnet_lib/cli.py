@@ -7,28 +7,38 @@ Commands:
     predict   classes and probabilities for image files.
     notebooks run the four notebooks with a parameter set through papermill.
 
-Exit status: 0 on success, 2 for a bad argument or input (one ``error:`` line naming it),
-1 when training diverged or some images could not be read.
+Errors: one line on stderr, ``error: <what went wrong, the value, what to do>``, and no
+traceback (``--traceback`` or ``ALEXNET_TRACEBACK=1`` shows it). Exit status:
+
+* 0: success;
+* 2: bad input -- an argument, a data source, a run folder, a model file or an image that
+  cannot be used as given (nothing was trained or written);
+* 1: the run failed -- training diverged, a download failed, the disk is full, some
+  images given to ``predict`` could not be read, or an unexpected error;
+* 130: interrupted (Ctrl-C); the same command resumes a training run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
 
-import yaml
-
 
 def _parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items: numbers in any notation (``1e-3``), booleans, lists; each
+    value is then checked against its field's type by the preset or the recipe."""
+    from .checks import parse_value
+
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ValueError(f"--set expects KEY=VALUE (e.g. --set towers=false). Received: {item!r}")
-        overrides[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        overrides[key.strip().replace("-", "_")] = parse_value(value)
     return overrides
 
 
@@ -148,14 +158,16 @@ VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image
 def _views(args) -> str | None:
     """``--views``, or ``tta`` for ``--tta``; ``None``: the recipe's ``eval_views``."""
     if args.tta and args.views not in (None, "tta"):
-        raise SystemExit(f"error: --tta means --views tta; it contradicts --views {args.views}.")
+        raise ValueError(f"--tta means --views tta; it contradicts --views {args.views}: "
+                         f"give one of them.")
     return "tta" if args.tta else args.views
 
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
-    metrics = evaluate(args.run_dir, views=_views(args), checkpoint=args.checkpoint)
+    metrics = evaluate(args.run_dir, views=_views(args), checkpoint=args.checkpoint,
+                       data=args.data)
     shown = {k: v for k, v in metrics.items() if k != "confusion"}
     print(json.dumps(shown, indent=2))
     print(f"Wrote {os.path.join(args.run_dir, 'metrics.json')} (with the confusion matrix).")
@@ -196,25 +208,37 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
-def _nonnegative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        from .checks import check_int
+
+        try:
+            return check_int("value", text, minimum)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}. Received: {text!r}") from None
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+_nonnegative, _positive = _integer(0), _integer(1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error line: ``error: argument --seed: ...`` on stderr,
+    a pointer to ``--help``, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m alexnet_lib",
         description="AlexNet (Krizhevsky, Sutskever & Hinton, NIPS 2012) on CIFAR-10.",
     )
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the Python traceback of an error (also ALEXNET_TRACEBACK=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     summary = sub.add_parser("summary", help="build a preset and print its layers")
     summary.add_argument("--preset", default="cifar", help="paper, seed or cifar (default: cifar)")
@@ -237,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-subset", type=_positive, help="use only this many test images")
     train.add_argument("--val-size", type=_nonnegative, default=5000,
                        help="validation images carved from the training split (default 5000)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
     train.add_argument("--run-dir", help="run folder (default runs/<preset>-<recipe>)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a preset or recipe field, e.g. --set learning_rate=0.02 "
@@ -277,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
                           help="which saved model (default: best validation accuracy)")
+    evaluate.add_argument("--data", help="where the run's data is now, if it moved (default: "
+                                         "the source the run recorded); it must hold the "
+                                         "same images")
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="classify image files")
@@ -308,17 +335,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    from .train import TrainingDiverged
-
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a bad argument (its error line is printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.func(args)
-    except TrainingDiverged as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except BaseException as error:  # noqa: BLE001  (the one place errors become exit codes)
+        if args.traceback or os.environ.get("ALEXNET_TRACEBACK", "") not in ("", "0"):
+            raise
+        if isinstance(error, SystemExit):
+            raise
+        code, message = describe_error(error)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+def describe_error(error: BaseException) -> tuple[int, str]:
+    """``(exit status, one-line message)`` for an error that ended a command."""
+    from .data.cifar10 import DownloadError
+    from .errors import TrainingDiverged
+    from .files import FolderBusy
+
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.strerror:
+        # "[Errno 13] Permission denied: 'x'" -> "Permission denied (x)"
+        text = " ".join(error.strerror.split()) + (f" ({error.filename})" if error.filename else "")
+        if not text.endswith((".", ")")) or error.filename:
+            text += "."
+    if isinstance(error, KeyboardInterrupt):
+        return 130, ("interrupted. A training run resumes from its last checkpoint when the "
+                     "same command runs again.")
+    if isinstance(error, (TrainingDiverged, DownloadError)):
+        return 1, text
+    if isinstance(error, (ValueError, FolderBusy, FileNotFoundError, NotADirectoryError,
+                          IsADirectoryError, FileExistsError, PermissionError)):
+        return 2, text
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return 1, ("out of memory. Lower --batch-size, or the input size (--set image_size=...), "
+                   "or use a machine with more memory.")
+    if isinstance(error, OSError):
+        if error.errno == errno.ENOSPC:
+            where = f" ({error.filename})" if error.filename else ""
+            return 1, (f"no space left on the device{where}. Free some space and run the same "
+                       f"command again: training resumes from its last checkpoint, which is "
+                       f"kept whole.")
+        return 1, text
+    return 1, (f"unexpected {type(error).__name__}: {text[:500]} (run again with --traceback "
+               f"to see where it happened)")
 
 
 if __name__ == "__main__":

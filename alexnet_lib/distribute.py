@@ -117,6 +117,35 @@ def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.di
     return tf.distribute.get_strategy()
 
 
+def check_devices(devices: list[str]) -> list[str]:
+    """``devices`` if each names a device of this machine (``/GPU:0``, ``/device:CPU:0``...),
+    else one ``ValueError`` naming the missing ones and the devices there are.
+
+    Placing work on a device that does not exist would silently run it elsewhere.
+    """
+    present = tf.config.list_logical_devices()
+
+    def canonical(name: str) -> str:
+        spec = tf.DeviceSpec.from_string(name)
+        return f"{(spec.device_type or '').upper()}:{spec.device_index or 0}"
+
+    names = {canonical(d.name) for d in present}
+    missing = []
+    for device in devices:
+        try:
+            known = canonical(device) in names
+        except (ValueError, TypeError):
+            known = False
+        if not known:
+            missing.append(device)
+    if missing:
+        raise ValueError(
+            f"--towers-on names device(s) this machine does not have: {', '.join(missing)}. "
+            f"Devices here: {', '.join(d.name for d in present)}. Name two of them (e.g. "
+            f"/GPU:0,/GPU:1), or leave --towers-on out to train on one device.")
+    return devices
+
+
 def distribute_batches(strategy: tf.distribute.Strategy, make_dataset) -> Any:
     """Split each global batch of ``make_dataset()`` exactly over the strategy's replicas.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 
+from .checks import check_bool, check_choice, check_float, check_int
 from .layers import LocalResponseNormalization, TowerConv2D, TowerMaxPooling2D
 
 POOLS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
@@ -27,6 +28,9 @@ PADDINGS = ("valid", "same")
 # learning by providing the ReLUs with positive inputs", section 5).
 PAPER_UNIT_BIAS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 TOWER_LAYERS = ("conv2", "conv4", "conv5")
+# The largest input side a preset accepts: the paper's network at 1024 already has a
+# 1.1-billion-weight fc6 (pool5 is 31x31x256); larger inputs only run out of memory.
+MAX_IMAGE_SIZE = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +86,7 @@ class Preset:
             raise ValueError(
                 f"Unknown AlexNet override(s) {unknown}. Valid overrides: {sorted(OVERRIDABLE)}."
             )
-        if "conv_filters" in overrides and overrides["conv_filters"] is not None:
-            overrides["conv_filters"] = tuple(overrides["conv_filters"])
-        preset = dataclasses.replace(self, **overrides)
-        preset.validate()
-        return preset
+        return dataclasses.replace(self, **overrides).validate()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists, not tuples), for YAML/JSON run configs."""
@@ -132,72 +132,45 @@ class Preset:
             )
         return sizes
 
-    def validate(self) -> None:
-        """Check every field; raise one ValueError naming the bad value."""
-
-        def positive_int(field, value):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer. Received: {field}={value!r}")
-
+    def validate(self) -> "Preset":
+        """Check every field; return the preset with its values in their proper types
+        (``2.0`` -> ``2``, ``"false"`` -> ``False``), or raise one ValueError naming the bad
+        value."""
+        values = {}
         for field in ("image_size", "conv1_filters", "conv1_kernel", "conv1_stride",
                       "conv2_kernel", "fc_units"):
-            positive_int(field, getattr(self, field))
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or (
-            self.num_classes < 2
-        ):
-            raise ValueError(
-                f"`num_classes` must be an integer >= 2. Received: num_classes={self.num_classes!r}"
-            )
-        if len(self.conv_filters) != 4:
+            values[field] = check_int(field, getattr(self, field), 1)
+        values["image_size"] = check_int("image_size", self.image_size, 1, MAX_IMAGE_SIZE)
+        values["num_classes"] = check_int("num_classes", self.num_classes, 2)
+        filters = self.conv_filters
+        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or len(filters) != 4:
             raise ValueError(
                 "`conv_filters` lists the channels of conv2..conv5 (4 integers). "
                 f"Received: conv_filters={self.conv_filters!r}"
             )
-        for f in self.conv_filters:
-            positive_int("conv_filters", f)
-        if not isinstance(self.towers, bool):
-            raise ValueError(f"`towers` must be True or False. Received: towers={self.towers!r}")
-        if not isinstance(self.lrn, bool):
-            raise ValueError(f"`lrn` must be True or False. Received: lrn={self.lrn!r}")
-        if self.towers:
+        values["conv_filters"] = tuple(check_int("conv_filters", f, 1) for f in filters)
+        values["towers"] = check_bool("towers", self.towers)
+        values["lrn"] = check_bool("lrn", self.lrn)
+        if values["towers"]:
             odd = {
                 name: value
-                for name, value in [("conv1_filters", self.conv1_filters)]
-                + list(zip(("conv2", "conv3", "conv4", "conv5"), self.conv_filters))
+                for name, value in [("conv1_filters", values["conv1_filters"])]
+                + list(zip(("conv2", "conv3", "conv4", "conv5"), values["conv_filters"]))
                 if value % 2
             }
             if odd:
                 raise ValueError(
                     f"towers=True splits channels in two, so these must be even. Received: {odd}"
                 )
-        if self.lrn_position not in LRN_POSITIONS:
-            raise ValueError(
-                f"`lrn_position` must be one of {list(LRN_POSITIONS)}. "
-                f"Received: lrn_position={self.lrn_position!r}"
-            )
-        if self.pool not in POOLS:
-            raise ValueError(f"`pool` must be one of {sorted(POOLS)}. Received: pool={self.pool!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"`activation` must be one of {list(ACTIVATIONS)}. "
-                f"Received: activation={self.activation!r}"
-            )
-        if self.init not in INITS:
-            raise ValueError(f"`init` must be one of {list(INITS)}. Received: init={self.init!r}")
-        if self.conv1_padding not in PADDINGS:
-            raise ValueError(
-                f"`conv1_padding` must be one of {list(PADDINGS)}. "
-                f"Received: conv1_padding={self.conv1_padding!r}"
-            )
-        if (
-            isinstance(self.dropout, bool)
-            or not isinstance(self.dropout, (int, float))
-            or not 0.0 <= self.dropout < 1.0
-        ):
-            raise ValueError(
-                f"`dropout` must be a rate in [0, 1). Received: dropout={self.dropout!r}"
-            )
-        self.feature_sizes()
+        values["lrn_position"] = check_choice("lrn_position", self.lrn_position, LRN_POSITIONS)
+        values["pool"] = check_choice("pool", self.pool, sorted(POOLS))
+        values["activation"] = check_choice("activation", self.activation, ACTIVATIONS)
+        values["init"] = check_choice("init", self.init, INITS)
+        values["conv1_padding"] = check_choice("conv1_padding", self.conv1_padding, PADDINGS)
+        values["dropout"] = check_float("dropout", self.dropout, 0.0, 1.0, max_open=True)
+        preset = dataclasses.replace(self, **values)
+        preset.feature_sizes()
+        return preset
 
 
 OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description"}

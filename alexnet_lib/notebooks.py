@@ -6,6 +6,7 @@ curves, and the papermill runner behind ``make notebooks PARAMS=<name>``.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import tempfile
@@ -112,6 +113,35 @@ def _choice(name, value, choices):
     return value
 
 
+def injected_parameters() -> dict[str, str]:
+    """``{name: value as typed}`` of the parameters papermill injected into the running
+    notebook (its ``# Parameters`` cell, read from the kernel's input history); empty
+    outside a kernel or without papermill. Papermill passes on names a notebook does not
+    declare with only a warning; :func:`check_parameters` refuses them."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    shell = get_ipython()
+    if shell is None:
+        return {}
+    names: dict[str, str] = {}
+    for source in shell.user_ns.get("In", []):
+        lines = source.splitlines()
+        if not lines or lines[0].strip() != "# Parameters":
+            continue
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        for node in body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        names[target.id] = ast.get_source_segment(source, node.value) or ""
+    return names
+
+
 def check_parameters(**params: Any) -> types.SimpleNamespace:
     """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
 
@@ -126,6 +156,12 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
     from .model import PRESETS
     from .train import RECIPES
 
+    unknown = sorted(set(injected_parameters()) - set(params))
+    if unknown:
+        raise ValueError(
+            f"Bad parameter {unknown[0]}={injected_parameters()[unknown[0]]!r}: this notebook "
+            f"has no parameter {unknown[0]!r} (papermill only warned). Its parameters: "
+            f"{', '.join(params)}.")
     out = dict(params)
     for name, value in params.items():
         if name == "preset":
@@ -145,6 +181,9 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
                 _choice(name, value, VIEWS)
         elif name in ("val_size", "seed"):
             _positive_int(name, value, minimum=0)
+        elif name in ("towers", "lrn"):
+            if not isinstance(value, bool):
+                raise ValueError(f"Bad parameter {name}={value!r}: must be True or False.")
         elif name == "run_dir":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"Bad parameter run_dir={value!r}: give a folder path "
@@ -238,6 +277,14 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     if "run_dir" not in values:
         raise ValueError("The parameters need a run_dir (where the run and the executed "
                          "notebooks go).")
+    declared: set[str] = set()
+    for name in notebooks:
+        if (NOTEBOOK_DIR / f"{name}.ipynb").exists():
+            declared |= set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))
+    unknown = sorted(set(values) - declared)
+    if unknown:
+        raise ValueError(f"Bad parameter {unknown[0]}={values[unknown[0]]!r}: no notebook "
+                         f"declares it. The notebooks' parameters: {', '.join(sorted(declared))}.")
     checked = check_parameters(**values)  # fail before any kernel starts
     values["run_dir"] = str(checked.run_dir)
     if "data" in values:

@@ -46,7 +46,7 @@ class Predictor:
 
     def __init__(self, checkpoint: str | os.PathLike, views: str | None = None):
         self.model = load_model(checkpoint)
-        info = model_info(self.model)
+        info = model_info(self.model, checkpoint)
         self.views = check_views(views or info.get("eval_views", "center"))
         self.class_names = list(info["class_names"])
         self.input_size = int(info["input_size"])
@@ -64,9 +64,8 @@ class Predictor:
     def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:
         try:
             image = decode_image(path)
-        except (ImageError, FileNotFoundError, IsADirectoryError) as error:
-            message = str(error) if isinstance(error, ImageError) else f"{path}: no such file"
-            return Prediction(str(path), error=message)
+        except ImageError as error:
+            return Prediction(str(path), error=str(error))
         probs = np.asarray(self.model(self.preprocess(image), training=False)).mean(0)
         order = np.argsort(-probs)[:top_k]
         return Prediction(str(path), top=[(self.class_names[i], float(probs[i])) for i in order])

@@ -32,10 +32,12 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,8 +46,12 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from .data.pipeline import VIEWS, Datasets, Normalization, load_source, make_datasets
-from .distribute import distribute_batches, make_strategy
+from .checks import check_bool, check_choice, check_float, check_int
+from .data.pipeline import (NORMALIZATIONS, VIEWS, Augment, Datasets, Normalization,
+                            load_source, make_datasets, resolve_source)
+from .errors import TrainingDiverged
+from .distribute import check_devices, distribute_batches, make_strategy
+from .files import FolderLock, remove_debris, remove_path, temp_name, write_atomic
 from .layers import InferenceInfo
 from .model import Preset, build_alexnet, get_preset
 from .paths import PROJECT_ROOT
@@ -66,8 +72,6 @@ def resolve_precision(precision: str) -> str:
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,26 +141,40 @@ class Recipe:
         return dataclasses.replace(self, **overrides).validate()
 
     def validate(self) -> "Recipe":
-        def check(ok, field, hint):
-            if not ok:
-                raise ValueError(f"Recipe {self.name!r}: {hint}. Received: {field}="
-                                 f"{getattr(self, field)!r}")
-        check(self.optimizer in OPTIMIZERS, "optimizer", f"optimizer must be one of {OPTIMIZERS}")
-        check(self.schedule in SCHEDULES, "schedule", f"schedule must be one of {SCHEDULES}")
-        check(self.precision in PRECISIONS, "precision", f"precision must be one of {PRECISIONS}")
-        check(self.learning_rate > 0, "learning_rate", "learning_rate must be positive")
-        check(isinstance(self.batch_size, int) and self.batch_size > 0, "batch_size",
-              "batch_size must be a positive integer")
-        check(isinstance(self.epochs, int) and self.epochs > 0, "epochs",
-              "epochs must be a positive integer")
-        check(self.weight_decay >= 0, "weight_decay", "weight_decay must be >= 0")
-        check(0 <= self.label_smoothing < 1, "label_smoothing", "label_smoothing must be in [0, 1)")
-        check(0 <= self.momentum < 1, "momentum", "momentum must be in [0, 1)")
-        check(0 < self.plateau_factor < 1, "plateau_factor", "plateau_factor must be in (0, 1)")
-        check(self.normalization in ("channel", "mean_image"), "normalization",
-              "normalization must be 'channel' or 'mean_image'")
-        check(self.eval_views in VIEWS, "eval_views", f"eval_views must be one of {VIEWS}")
-        return self
+        """Check every field; return the recipe with its values in their proper types
+        (``1`` -> ``1.0`` for a rate, ``"1e-3"`` -> ``0.001``), or raise one ``ValueError``
+        naming the recipe, the field and the value received."""
+        try:
+            values = dict(
+                optimizer=check_choice("optimizer", self.optimizer, OPTIMIZERS),
+                learning_rate=check_float("learning_rate", self.learning_rate, 0.0, min_open=True),
+                momentum=check_float("momentum", self.momentum, 0.0, 1.0, max_open=True),
+                nesterov=check_bool("nesterov", self.nesterov),
+                weight_decay=check_float("weight_decay", self.weight_decay, 0.0),
+                batch_size=check_int("batch_size", self.batch_size, 1),
+                epochs=check_int("epochs", self.epochs, 1),
+                schedule=check_choice("schedule", self.schedule, SCHEDULES),
+                plateau_factor=check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
+                                           min_open=True, max_open=True),
+                plateau_patience=check_int("plateau_patience", self.plateau_patience, 1),
+                min_learning_rate=check_float("min_learning_rate", self.min_learning_rate, 0.0),
+                label_smoothing=check_float("label_smoothing", self.label_smoothing, 0.0, 1.0,
+                                            max_open=True),
+                precision=check_choice("precision", self.precision, PRECISIONS),
+                jit_compile=check_bool("jit_compile", self.jit_compile),
+                normalization=check_choice("normalization", self.normalization, NORMALIZATIONS),
+                resize_in_model=check_bool("resize_in_model", self.resize_in_model),
+                dropout=check_float("dropout", self.dropout, 0.0, 1.0, max_open=True,
+                                    allow_none=True),
+                image_size=check_int("image_size", self.image_size, 1, allow_none=True),
+                eval_views=check_choice("eval_views", self.eval_views, VIEWS),
+            )
+            values["warmup_epochs"] = check_float("warmup_epochs", self.warmup_epochs, 0.0,
+                                                  float(values["epochs"]))
+            Augment.from_value(self.augment)
+        except ValueError as error:
+            raise ValueError(f"Recipe {self.name!r}: {error}") from None
+        return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -262,29 +280,46 @@ def default_run_dir(config: TrainConfig) -> Path:
     return PROJECT_ROOT / "runs" / f"{config.preset}-{config.recipe}"
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``path`` through a temporary file and one rename: readers see old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(text.encode() if isinstance(text, str) else text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_model_atomic(model: keras.Model, path: Path) -> None:
     """``model.save`` to a temporary ``.keras`` file, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    tmp = temp_name(path, ".keras")
     try:
         model.save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_if_only_lock(folder: Path) -> None:
+    """Remove a folder this process created when a failed start left only its lock in it."""
+    try:
+        if {p.name for p in folder.iterdir()} <= {".lock"}:
+            shutil.rmtree(folder)
+    except OSError:
+        pass
+
+
+def recorded_data(run_dir: Path) -> dict[str, Any]:
+    """The ``data`` section of a run's ``resolved.yaml`` (source, fingerprint, classes...);
+    empty for a run folder without one."""
+    path = Path(run_dir) / "resolved.yaml"
+    if not path.exists():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+
+
+def check_run_data(run_dir: Path, datasets: Datasets) -> None:
+    """Raise one ``ValueError`` when ``datasets`` holds other images than the run was
+    trained on (its recorded fingerprint differs)."""
+    recorded = recorded_data(run_dir)
+    expected = recorded.get("fingerprint")
+    if expected and datasets.fingerprint and expected != datasets.fingerprint:
+        raise ValueError(
+            f"{datasets.source} does not hold the data {run_dir} was trained on: its images "
+            f"or classes differ (fingerprint {datasets.fingerprint}, the run's "
+            f"{expected}, recorded from {recorded.get('source')}). Point --data at the "
+            f"run's data, or train a new run (a new --run-dir) on this one.")
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -330,6 +365,20 @@ def inference_model(model: keras.Model, info: dict[str, Any]) -> keras.Model:
     inputs = keras.Input(shape, name="image")
     x = InferenceInfo(info, name="inference_info")(inputs)
     return keras.Model(inputs, model(x), name=f"{model.name}_inference")
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    """Whether every value of ``tensors`` is finite: one sum per tensor, which is NaN or
+    infinite as soon as any element is (or when the values are astronomically large, which
+    is divergence too)."""
+    sums = [tf.reduce_sum(tf.cast(t, tf.float32)) for t in tensors if t is not None]
+    return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
+
+
+def _float_state(model: keras.Model, optimizer) -> list:
+    """The model's trainable weights and the optimizer's floating-point slots."""
+    slots = [v for v in optimizer.variables if "float" in str(v.dtype)]
+    return list(model.trainable_variables) + slots
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -423,19 +472,56 @@ class Trainer:
         self.log = log or sys.stdout
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
         self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"--run-dir {self.run_dir} is a file, not a folder: pass a folder "
+                             f"path (it is created if missing).")
         self.config.run_dir = str(self.run_dir)
+        self.config.data = resolve_source(config.data)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self._check_existing_config()
+        created = not self.run_dir.exists()
+        # One live process per run folder; the kernel drops the lock when the process dies.
+        self._lock = FolderLock(self.run_dir, "run folder") if self.is_chief else None
+        try:
+            self._set_up(datasets)
+        except BaseException:
+            self.close()
+            if created and self.is_chief:
+                _remove_if_only_lock(self.run_dir)
+            raise
+        if self._lock is not None:
+            weakref.finalize(self, self._lock.release)
+
+    def close(self) -> None:
+        """Release the run folder's lock (``fit`` does this when it returns or fails)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _set_up(self, datasets: Datasets | None) -> None:
+        config = self.config
+        # A folder with a configuration but no checkpoint holds a start that failed before
+        # its first checkpoint: nothing to resume, so its files do not bind this start.
+        self.resumable = (self.ckpt_dir / "checkpoint").exists()
+        if config.tower_devices:
+            check_devices(config.tower_devices)
+        if self.resumable:
+            self._check_existing_config()
         keras.utils.set_random_seed(config.seed)
         keras.config.set_dtype_policy(self.recipe.precision)
 
         self.datasets = datasets or build_datasets(config, self._stored_normalization())
+        if self.resumable:
+            self._check_same_data()
         self.preset = config.resolved_preset(self.datasets.num_classes)
         replicas = self.strategy.num_replicas_in_sync
         if self.recipe.batch_size % replicas:
             raise ValueError(f"batch_size={self.recipe.batch_size} does not split evenly over "
                              f"{replicas} replicas: use a multiple of {replicas}.")
         self.steps_per_epoch = self.datasets.steps_per_epoch
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"batch_size={self.recipe.batch_size} is larger than the training split "
+                f"({self.datasets.size('train')} images): pass a smaller --batch-size or use "
+                f"more training images.")
 
         with self.strategy.scope():
             self.model = input_model(build_alexnet(self.preset, tower_devices=config.tower_devices),
@@ -453,6 +539,13 @@ class Trainer:
             self.correct_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False,
                                            synchronization=tf.VariableSynchronization.ON_READ,
                                            aggregation=tf.VariableAggregation.SUM)
+            # The optimizer step at which a loss, a gradient or the updated state (weights,
+            # optimizer slots) first held a non-finite value, agreed by every replica; -1:
+            # never. Not checkpointed: no checkpoint is written once it is set.
+            self.nonfinite_at = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                            name="nonfinite_at")
+            self.nonfinite_kind = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                              name="nonfinite_kind")
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, epoch=self.epoch,
             step=self.step_in_epoch, lr_scale=self.lr_scale, best_val=self.best_val,
@@ -470,6 +563,8 @@ class Trainer:
             self.checkpoint, str(self.ckpt_dir), max_to_keep=2)
         self._train_step = self._build_train_step()
         self._eval_step = tf.function(lambda x: self.model(x, training=False))
+        if self.is_chief:
+            self._remove_debris()
 
     # ---- set-up helpers
     def _check_existing_config(self) -> None:
@@ -477,6 +572,8 @@ class Trainer:
         if not path.exists():
             return
         saved = yaml.safe_load(path.read_text()) or {}
+        if isinstance(saved.get("data"), str):
+            saved["data"] = resolve_source(saved["data"])
         mine = self.config.to_dict()
         # Where and how it runs may change between restarts; what it trains may not.
         runtime = ("run_dir", "checkpoint_every", "strategy")
@@ -489,9 +586,28 @@ class Trainer:
 
     def _stored_normalization(self) -> Normalization | None:
         path = self.run_dir / "normalization.json"
-        if path.exists():
+        if self.resumable and path.exists():
             return Normalization.from_dict(json.loads(path.read_text()))
         return None
+
+    def _check_same_data(self) -> None:
+        """Refuse to resume on data other than the data the run was trained on."""
+        check_run_data(self.run_dir, self.datasets)
+
+    def _remove_debris(self) -> None:
+        """Remove what crashed writers left: temporary files of the run folder, checkpoint
+        files being written (``ckpt-N_temp``) and checkpoints outside the index."""
+        removed = remove_debris(self.run_dir) + remove_debris(self.ckpt_dir)
+        if self.ckpt_dir.is_dir():
+            indexed = {Path(p).name for p in self.chief_manager.checkpoints}
+            for entry in self.ckpt_dir.iterdir():
+                match = re.fullmatch(r"(ckpt-\d+)(_temp|\.index|\.data-\d+-of-\d+)", entry.name)
+                if match and (match[2] == "_temp" or match[1] not in indexed):
+                    remove_path(entry)
+                    removed.append(entry)
+        if removed:
+            self._say(f"Removed {len(removed)} file(s) left by an interrupted run: "
+                      + ", ".join(p.name for p in removed[:4]) + (", ..." if len(removed) > 4 else ""))
 
     # ---- the step
     def _build_train_step(self) -> Callable:
@@ -522,13 +638,27 @@ class Trainer:
                                        tf.cast(y, tf.int32)), tf.float32)
             self.loss_sum.assign_add(tf.reduce_sum(per_example))
             self.correct_sum.assign_add(tf.reduce_sum(correct))
+            # Where divergence starts: the loss and gradients (a loss-scaled float16 step
+            # skips non-finite gradients itself), then every weight and optimizer slot after
+            # the update -- an update can overflow the state while the loss is still finite.
+            inputs_bad = tf.logical_not(_all_finite([loss] + ([] if scaled else grads)))
+            state_bad = tf.logical_not(_all_finite(_float_state(model, optimizer)))
+            return tf.stack([tf.cast(inputs_bad, tf.float32), tf.cast(state_bad, tf.float32)])
 
         # XLA compiles the replica's computation; the iterator stays outside it.
         replica = tf.function(replica_step, jit_compile=True) if recipe.jit_compile else replica_step
+        strategy, nonfinite_at, nonfinite_kind = self.strategy, self.nonfinite_at, self.nonfinite_kind
 
         def step(iterator):
             x, y = next(iterator)
-            self.strategy.run(replica, args=(x, y))
+            flags = strategy.run(replica, args=(x, y))
+            # Summed over the replicas (and workers), so that all of them agree.
+            flags = strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
+            first = tf.logical_and(tf.reduce_any(flags > 0), nonfinite_at < 0)
+            kind = tf.where(flags[0] > 0, tf.constant(1, tf.int64), tf.constant(2, tf.int64))
+            nonfinite_at.assign(tf.where(first, tf.cast(optimizer.iterations, tf.int64),
+                                         nonfinite_at))
+            nonfinite_kind.assign(tf.where(first, kind, nonfinite_kind))
 
         return tf.function(step)
 
@@ -574,8 +704,7 @@ class Trainer:
         return False
 
     def _save(self) -> None:
-        if not math.isfinite(float(self.loss_sum.read_value())):
-            return
+        self._check_state()
         self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
 
     def _write_run_files(self) -> None:
@@ -588,7 +717,8 @@ class Trainer:
                      json.dumps(self.datasets.normalization.to_dict()))
         write_atomic(self.run_dir / "resolved.yaml", yaml.safe_dump(
             {"preset": self.preset.to_dict(), "recipe": self.recipe.to_dict(),
-             "data": {"source": self.datasets.source, "classes": list(self.datasets.class_names),
+             "data": {"source": self.datasets.source, "fingerprint": self.datasets.fingerprint,
+                      "classes": list(self.datasets.class_names),
                       "train": self.datasets.size("train"), "val": self.datasets.size("val"),
                       "test": self.datasets.size("test"), "skipped": len(self.datasets.skipped)},
              "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -600,7 +730,20 @@ class Trainer:
                 "run_dir": str(self.run_dir)}
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train (or resume) to the recipe's last epoch. Returns the history rows."""
+        """Train (or resume) to the recipe's last epoch. Returns the history rows.
+
+        The run folder's lock is released when it returns or fails.
+
+        Raises:
+            TrainingDiverged: when a loss, gradient, weight or optimizer slot became
+                non-finite (the checkpoints on disk hold the state before it).
+        """
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> list[dict[str, Any]]:
         resumed = self.restore()
         self._write_run_files()
         history = [r for r in read_history(self.run_dir) if r["epoch"] < int(self.epoch.numpy())] \
@@ -694,6 +837,7 @@ class Trainer:
             self._export(best=improved)
 
     def _export(self, best: bool) -> None:
+        self._check_state()
         model = inference_model(self.model, self.info())
         save_model_atomic(model, self.ckpt_dir / "last.keras")
         if best:
@@ -701,11 +845,35 @@ class Trainer:
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):
-            latest = self.chief_manager.latest_checkpoint or "none yet"
-            raise TrainingDiverged(
-                f"The training loss became {loss} at epoch {epoch + 1}, step {step + 1}. "
-                f"Training stopped; the last good checkpoint ({latest}) is kept. Lower the "
-                f"learning rate (--set learning_rate=...) or check the data.")
+            self._check_state()  # names the step where it started, when the step saw it
+            self._diverged(f"The training loss became {loss} at epoch {epoch + 1}, step "
+                           f"{step + 1}.")
+        self._check_state()
+
+    def _check_state(self) -> None:
+        """Raise :class:`TrainingDiverged` once any step has seen a non-finite loss,
+        gradient, weight or optimizer slot: nothing is saved after that."""
+        at = int(self.nonfinite_at.numpy())
+        if at < 0:
+            return
+        epoch, step = divmod(at - 1, self.steps_per_epoch)
+        where = f"at optimizer step {at} (epoch {epoch + 1}, step {step + 1})"
+        if int(self.nonfinite_kind.numpy()) == 1:
+            self._diverged(f"The loss or its gradients became non-finite (NaN or infinite) "
+                           f"{where}.")
+        bad = [v.path for v in _float_state(self.model, self.optimizer)
+               if not np.isfinite(np.asarray(v.numpy(), np.float64)).all()]
+        named = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        self._diverged(f"The update {where} left non-finite values in the model or optimizer "
+                       f"state ({named or 'since restored'}) while the loss was still finite.")
+
+    def _diverged(self, what: str) -> None:
+        latest = self.chief_manager.latest_checkpoint
+        kept = (f"the last good checkpoint ({latest}) is kept" if latest else
+                "no checkpoint had been written yet")
+        raise TrainingDiverged(
+            f"{what} Training stopped: {kept}, and nothing non-finite was saved. Lower the "
+            f"learning rate (--set learning_rate=...) or check the data.")
 
     def _say(self, text: str) -> None:
         if self.is_chief:

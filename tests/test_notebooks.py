@@ -165,6 +165,29 @@ def test_a_bad_parameter_fails_in_the_first_cells(tmp_path):
     assert "'cpu'" in error.value.evalue and not (tmp_path / "config.yaml").exists()
 
 
+@pytest.mark.notebooks
+def test_a_parameter_the_notebook_does_not_declare_is_refused(tmp_path):
+    """papermill -p learning_rate abc only warns ("Passed unknown parameter"); the
+    notebook's check refuses it before anything runs."""
+    import papermill
+
+    source = NOTEBOOKS[[p.name for p in NOTEBOOKS].index("03_training.ipynb")]
+    with pytest.raises(papermill.PapermillExecutionError, match=r"learning_rate='abc'") as error:
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"),
+                                   parameters={"learning_rate": "abc", "run_dir": str(tmp_path)},
+                                   progress_bar=False, kernel_name="python3")
+    assert error.value.exec_count <= 4 and "no parameter 'learning_rate'" in error.value.evalue
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_run_notebooks_refuses_a_parameter_no_notebook_declares(tmp_path):
+    from alexnet_lib.notebooks import run_notebooks
+
+    with pytest.raises(ValueError, match=r"learning_rate=0.1: no notebook declares it"):
+        run_notebooks({"run_dir": str(tmp_path), "learning_rate": 0.1})
+    assert not (tmp_path / "notebooks").exists()
+
+
 def test_auto_data_without_the_shared_copy_fits_the_notebook_defaults(tmp_path, monkeypatch):
     """CI machines without ../shared run the notebooks on the generated stand-in: it must
     hold the defaults' 1,000 training (+500 validation) and 1,000 test images."""

@@ -1,6 +1,6 @@
 """CIFAR-10: download with verification, safe extraction, and parsing that never runs code.
 
-* The download streams to ``<name>.part`` beside the target, hashes while it writes,
+* The download streams to a temporary ``.<name>.<host>-<pid>.tmp.part`` beside the target, hashes while it writes,
   retries a broken transfer, and is renamed to its final name only after the SHA-256
   matched. A wrong checksum removes the partial file.
 * Extraction goes to a temporary folder beside the target and refuses members that
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.client
 import io
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import check_writable, remove_debris, temp_name
 from ..paths import DATA_ENV, data_dir
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -104,9 +106,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, retries: int = 3
     """Fetch ``url`` to ``dest`` atomically, verified against ``sha256``.
 
     An existing ``dest`` with the right checksum is reused; one with a wrong checksum is
-    moved aside to ``dest + ".corrupt"`` and fetched again. The bytes go to
-    ``dest + ".part"``; a broken transfer is retried up to ``retries`` times; the part
-    file becomes ``dest`` only after its checksum matched.
+    moved aside to ``dest + ".corrupt"`` and fetched again. The bytes go to a temporary
+    ``.part`` file beside it (left-overs of crashed downloads are removed); a broken
+    transfer is retried up to ``retries`` times; the part file becomes ``dest`` only after
+    its checksum matched.
 
     Raises:
         DownloadError: naming the URL, when every attempt failed.
@@ -121,7 +124,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, retries: int = 3
         print(f"{dest} had the wrong SHA-256; moved it to {quarantine} and downloading again.",
               file=sys.stderr)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    remove_debris(dest.parent)
+    part = temp_name(dest, ".part")
     last_error: Exception | None = None
     for attempt in range(1, retries + 1):
         try:
@@ -195,7 +199,9 @@ def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike) -> P
     """
     archive, target_dir = Path(archive), Path(target_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target_dir))
+    remove_debris(target_dir)
+    tmp = temp_name(target_dir / "extract")
+    tmp.mkdir()
     try:
         try:
             with tarfile.open(archive) as tar:
@@ -333,6 +339,7 @@ def load_cifar10(source: str | os.PathLike = "cifar10", *,
         info = CIFAR10_ARCHIVES["binary"]
         folder = cache / info.folder
         if not (folder / "test_batch.bin").exists():
+            _writable_cache(cache)
             archive = download(info.url, cache / info.filename, info.sha256)
             safe_extract(archive, cache)
         return _read_folder(folder, verify=True)
@@ -342,18 +349,39 @@ def load_cifar10(source: str | os.PathLike = "cifar10", *,
                                 f"to download, or the path of the archive or extracted folder.")
     if path.is_dir():
         return _read_folder(_batches_folder(path), verify)
-    if verify:
-        digest = _hash(path, "sha256")
-        known = {a.sha256: a for a in CIFAR10_ARCHIVES.values()}
-        if digest not in known:
-            raise ChecksumError(
-                f"{path} has SHA-256 {digest}, which is neither official CIFAR-10 archive's. "
-                f"Use the official file, or pass verify=False for an archive you built."
-            )
-    extracted = cache / f"{path.name}.extracted"
+    digest = _hash(path, "sha256")
+    if verify and digest not in {a.sha256 for a in CIFAR10_ARCHIVES.values()}:
+        raise ChecksumError(
+            f"{path} has SHA-256 {digest}, which is neither official CIFAR-10 archive's. "
+            f"Use the official file; for an archive you built, extract it and pass its "
+            f"folder (or call load_cifar10(..., verify=False) in Python)."
+        )
+    # Keyed by the archive's content: another archive of the same name is extracted (and
+    # checked) on its own.
+    extracted = cache / f"{path.name}.{digest[:16]}.extracted"
     if not extracted.exists():
-        tmp = cache / f".{path.name}.extracting"
-        shutil.rmtree(tmp, ignore_errors=True)
-        safe_extract(path, tmp)
-        os.replace(tmp, extracted)
+        _writable_cache(cache)
+        tmp = temp_name(extracted)
+        try:
+            safe_extract(path, tmp)
+            try:
+                os.replace(tmp, extracted)
+            except OSError:
+                if not extracted.is_dir():  # not another process finishing first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return _read_folder(_batches_folder(extracted), verify)
+
+
+def _writable_cache(cache: Path) -> None:
+    """Create the data folder, or raise one error naming it and ``ALEXNET_DATA_DIR``."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        check_writable(cache, "The data folder")
+    except OSError as error:
+        raise PermissionError(
+            errno.EACCES, f"The data folder {cache} cannot hold the CIFAR-10 files "
+                          f"({error.strerror or error}): set {DATA_ENV} to a writable folder, "
+                          f"or pass a class-folder tree or an extracted CIFAR-10 folder as "
+                          f"the data.") from None

@@ -17,14 +17,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..files import remove_debris, temp_name
+
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+# The most pixels an image may declare before it is decoded (a 16-bit 8000x8000 photo
+# passes; a 30000x30000 "decompression bomb" of a few kilobytes does not).
+MAX_IMAGE_PIXELS = 64_000_000
+SKIP_HINT = (", or skip unreadable files (--skip-corrupt on the command line, "
+             "skip_corrupt=True in Python)")
 
 
 class ImageError(ValueError):
@@ -59,7 +70,18 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
             format) image.
     """
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # Pillow warns (and past twice its limit, raises) about huge images; the
+            # explicit bound below gives one clear error instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    f"{path} declares {width}x{height} pixels, more than the "
+                    f"{MAX_IMAGE_PIXELS:,} this project decodes (a decompression bomb, or an "
+                    f"image to downscale first). Remove or shrink the file{SKIP_HINT}.")
             image.load()
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
                 # Composite on white: a transparent background is not black.
@@ -71,10 +93,22 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
                 array = np.asarray(image, dtype=np.uint32) >> 8
                 return np.repeat(array.astype(np.uint8)[..., None], 3, axis=-1)
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a folder, not an image file: pass the image files in it "
+                         f"(e.g. {Path(path) / '*.jpg'}).") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file.") from None
+    except Image.DecompressionBombError as error:
+        raise ImageError(
+            f"{path} is too large to decode ({error}); this project decodes at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or an image to downscale "
+            f"first). Remove or shrink the file{SKIP_HINT}.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageError(
             f"{path} cannot be decoded as an image ({type(error).__name__}: {error}). "
-            f"Remove or replace the file, or pass skip_corrupt=True to skip unreadable files."
+            f"Remove or replace the file{SKIP_HINT}."
         ) from error
 
 
@@ -118,7 +152,19 @@ def scan_class_folders(root: str | os.PathLike) -> tuple[tuple[str, ...], dict[s
                 raise ValueError(
                     f"{class_folder} is a class the training split does not have "
                     f"({', '.join(classes)}). Every split must use the training split's classes.")
-            entries += [(f, index[class_folder.name]) for f in _list_files(class_folder)]
+            target = class_folder.resolve()
+            if target == root or target in root.parents or target in folder.resolve().parents \
+                    or target == folder.resolve():
+                raise ValueError(
+                    f"Class folder {class_folder} is a link to {target}, a folder above it: "
+                    f"a class folder must hold the images of one class. Remove the link.")
+            files = _list_files(class_folder)
+            if not files:
+                raise ValueError(
+                    f"Class folder {class_folder} holds no image files: every folder below "
+                    f"{folder} is a class, so an empty one would add a class without images. "
+                    f"Add its images or remove the folder.")
+            entries += [(f, index[class_folder.name]) for f in files]
         if not entries:
             raise ValueError(f"{folder} holds no image files below its class folders.")
         splits[split] = entries
@@ -152,14 +198,25 @@ def _write_cache(path: Path, dataset: FolderDataset) -> None:
     for split, (x, y) in dataset.splits.items():
         arrays.update({f"{split}_x": x, f"{split}_y": y,
                        f"{split}_files": np.array([str(p) for p in dataset.files[split]])})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_debris(path.parent)
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
         os.replace(tmp, path)
+    except OSError as error:
+        # The cache only saves time: a cache folder that cannot be written (read-only, a
+        # file, full) must not stop the work that needed the images.
+        reason = error.strerror or str(error)
+        print(f"warning: cannot cache the decoded images in {path.parent} ({reason}); "
+              f"continuing without the cache. Set ALEXNET_DATA_DIR to a writable folder to "
+              f"keep it.", file=sys.stderr)
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def load_class_folders(root: str | os.PathLike, *, skip_corrupt: bool = False,

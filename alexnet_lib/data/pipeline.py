@@ -27,6 +27,7 @@ exactly the data an uninterrupted one would have.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,45 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Normalization":
+        """Statistics saved by :meth:`to_dict`, checked.
+
+        Raises:
+            ValueError: naming the bad entry (a missing field, a non-finite value, a
+                standard deviation that is not positive: it would divide by zero).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"normalization statistics must be a mapping. Received: {data!r}"[:200])
+
+        def vector(name, shape, positive=False):
+            try:
+                value = np.asarray(data[name], np.float64)
+            except KeyError:
+                raise ValueError(f"normalization statistics lack {name!r}") from None
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value.shape != shape or not np.isfinite(value).all() or (
+                    positive and not (value > 0).all()):
+                need = "positive finite numbers" if positive else "finite numbers"
+                raise ValueError(f"normalization {name} must be {shape} {need}. Received: "
+                                 f"{name}={data.get(name)!r}"[:300])
+            return value
+
+        mode = data.get("mode")
+        if mode not in NORMALIZATIONS:
+            raise ValueError(f"normalization mode must be one of {NORMALIZATIONS}. "
+                             f"Received: mode={mode!r}")
+        mean, std = vector("mean", (3,)), vector("std", (3,), positive=True)
+        eigval, eigvec = vector("eigval", (3,)), vector("eigvec", (3, 3))
         mean_image = data.get("mean_image")
-        return cls(mode=data["mode"], mean=tuple(data["mean"]), std=tuple(data["std"]),
-                   eigval=tuple(data["eigval"]), eigvec=tuple(tuple(r) for r in data["eigvec"]),
-                   mean_image=None if mean_image is None else np.asarray(mean_image, np.float32))
+        if mean_image is not None or mode == "mean_image":
+            mean_image = np.asarray(mean_image, np.float32) if mean_image is not None else None
+            if mean_image is None or mean_image.ndim != 3 or mean_image.shape[-1] != 3 or (
+                    not np.isfinite(mean_image).all()):
+                raise ValueError("normalization mode 'mean_image' needs a finite H x W x 3 "
+                                 "mean_image.")
+        return cls(mode=mode, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
+                   eigval=tuple(eigval.tolist()), eigvec=tuple(tuple(r) for r in eigvec.tolist()),
+                   mean_image=mean_image)
 
 
 def compute_normalization(images: np.ndarray | list[np.ndarray], mode: str = "channel",
@@ -146,7 +182,8 @@ def compute_normalization(images: np.ndarray | list[np.ndarray], mode: str = "ch
             image_sum = s if image_sum is None else image_sum + s
     mean = total / count
     cov = outer / count - np.outer(mean, mean)
-    std = np.sqrt(np.diag(cov))
+    # A channel without variation is divided by one grey level, not by zero.
+    std = np.maximum(np.sqrt(np.clip(np.diag(cov), 0, None)), 1 / 255)
     eigval, eigvec = np.linalg.eigh(cov)
     return Normalization(
         mode=mode, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
@@ -315,6 +352,7 @@ class Datasets:
     stored_size: tuple[int, int] | None
     skipped: list[Path] = dataclasses.field(default_factory=list)
     eval_batch_size: int | None = None
+    fingerprint: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -417,6 +455,28 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
         return image
     resized = tf.image.resize(image, (size, size), antialias=True)
     return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def resolve_source(source: str | os.PathLike) -> str:
+    """``"cifar10"`` as it is; a path made absolute (``~`` expanded), so that a run folder
+    records the data it was trained on whatever the working directory is later."""
+    text = str(source)
+    return text if text == "cifar10" else os.path.abspath(os.path.expanduser(text))
+
+
+def data_fingerprint(splits: dict, class_names) -> str:
+    """A digest of the class names and of every image and label of every split: equal for
+    two copies of the same data wherever they are, different when any image differs."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(repr(tuple(class_names)).encode())
+    for split in sorted(splits):
+        images, labels = splits[split]
+        digest.update(f"|{split}|{len(labels)}|".encode())
+        digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
+        for block in ([images] if isinstance(images, np.ndarray) else images):
+            digest.update(repr(block.shape).encode())
+            digest.update(np.ascontiguousarray(block).data)
+    return digest.hexdigest()
 
 
 def load_source(source: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
@@ -522,4 +582,5 @@ def make_datasets(source: str | os.PathLike = "cifar10", preset: str | Preset = 
     return Datasets(source=str(source), class_names=tuple(class_names), image_size=preset.image_size,
                     input_size=input_size, normalization=normalization, augment=augment,
                     batch_size=int(batch_size), seed=int(seed), splits=result,
-                    stored_size=stored_size, skipped=list(skipped), eval_batch_size=eval_batch_size)
+                    stored_size=stored_size, skipped=list(skipped), eval_batch_size=eval_batch_size,
+                    fingerprint=data_fingerprint(splits, class_names))
