@@ -99,10 +99,6 @@ def train_config_from_args(args) -> "TrainConfig":
         recipe_overrides["jit_compile"] = args.xla == "on"
     if args.batch_size is not None:
         recipe_overrides["batch_size"] = args.batch_size
-    for name in ("train_subset", "test_subset", "val_size"):
-        value = getattr(args, name)
-        if value is not None and value < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0. Received: {value}")
     config = TrainConfig(
         preset=preset, preset_overrides=preset_overrides, recipe=recipe,
         recipe_overrides=recipe_overrides, data=args.data, val_size=args.val_size,
@@ -110,9 +106,7 @@ def train_config_from_args(args) -> "TrainConfig":
         run_dir=args.run_dir, skip_corrupt=args.skip_corrupt,
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,
         tower_devices=_tower_devices(args.towers_on))
-    config.resolved_recipe()  # fail now, not after loading the data
-    config.resolved_preset()
-    return config
+    return config.validate()  # fail now, not after loading the data
 
 
 def _tower_devices(text: str | None) -> list[str] | None:

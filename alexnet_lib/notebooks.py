@@ -113,8 +113,8 @@ def _choice(name, value, choices):
     return value
 
 
-def injected_parameters() -> dict[str, str]:
-    """``{name: value as typed}`` of the parameters papermill injected into the running
+def injected_parameters() -> dict[str, Any]:
+    """``{name: value}`` of the parameters papermill injected into the running
     notebook (its ``# Parameters`` cell, read from the kernel's input history); empty
     outside a kernel or without papermill. Papermill passes on names a notebook does not
     declare with only a warning; :func:`check_parameters` refuses them."""
@@ -138,7 +138,11 @@ def injected_parameters() -> dict[str, str]:
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     if isinstance(target, ast.Name):
-                        names[target.id] = ast.get_source_segment(source, node.value) or ""
+                        text = ast.get_source_segment(source, node.value) or ""
+                        try:
+                            names[target.id] = ast.literal_eval(text)
+                        except (ValueError, SyntaxError):
+                            names[target.id] = text
     return names
 
 

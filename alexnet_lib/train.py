@@ -238,6 +238,32 @@ class TrainConfig:
     strategy: str = "auto"  # tf.distribute strategy (distribute.STRATEGIES)
     tower_devices: list | None = None  # run the two towers on these two devices
 
+    def validate(self) -> "TrainConfig":
+        """Check every field with its type and range (and the preset and recipe they
+        resolve to), in place; raise one ``ValueError`` naming the first bad value."""
+        from .distribute import STRATEGIES
+
+        self.val_size = check_int("val_size", self.val_size, 0)
+        self.train_subset = check_int("train_subset", self.train_subset, 1, allow_none=True)
+        self.test_subset = check_int("test_subset", self.test_subset, 1, allow_none=True)
+        self.seed = check_int("seed", self.seed, 0)
+        self.checkpoint_every = check_int("checkpoint_every", self.checkpoint_every, 1)
+        self.skip_corrupt = check_bool("skip_corrupt", self.skip_corrupt)
+        self.strategy = check_choice("strategy", self.strategy, STRATEGIES)
+        if not isinstance(self.data, (str, os.PathLike)) or not str(self.data).strip():
+            raise ValueError(f"`data` must be 'cifar10' or a path. Received: data={self.data!r}")
+        if self.tower_devices is not None and (
+                not isinstance(self.tower_devices, (list, tuple)) or len(self.tower_devices) != 2
+                or not all(isinstance(d, str) and d for d in self.tower_devices)):
+            raise ValueError(f"`tower_devices` names two devices, e.g. ['/GPU:0', '/GPU:1']. "
+                             f"Received: tower_devices={self.tower_devices!r}")
+        for name in ("preset_overrides", "recipe_overrides"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"`{name}` must be a mapping of field names to values. "
+                                 f"Received: {name}={getattr(self, name)!r}")
+        self.resolved_preset()  # the preset and the recipe, with their overrides
+        return self
+
     def resolved_recipe(self) -> Recipe:
         return get_recipe(self.recipe, **self.recipe_overrides)
 
@@ -464,7 +490,7 @@ class Trainer:
                  on_epoch_end: Sequence[Callable] = ()):
         from .distribute import is_chief as chief_from_tf_config
 
-        self.config = config
+        self.config = config.validate()
         self.on_epoch_end = list(on_epoch_end)
         recipe = config.resolved_recipe()
         self.recipe = dataclasses.replace(recipe, precision=resolve_precision(recipe.precision))

@@ -202,8 +202,9 @@ def test_two_workers_train_resume_after_a_kill_and_agree(tmp_path):
     assert len(a.files) == len(b.files) > 10
     for key in a.files:
         np.testing.assert_array_equal(a[key], b[key])
-    # Only the chief wrote the run folder.
-    assert sorted(p.name for p in run_dir.iterdir()) == [
+    # Only the chief wrote the run folder (and held its lock).
+    assert (run_dir / ".lock").is_file()
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == [
         "checkpoints", "config.yaml", "history.csv", "normalization.json", "resolved.yaml",
         "tensorboard"]
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 4

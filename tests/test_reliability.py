@@ -22,9 +22,7 @@ from PIL import Image
 
 from alexnet_lib.cli import _parse_overrides, main
 from alexnet_lib.data.folders import ImageError, decode_image, load_class_folders
-from alexnet_lib.errors import TrainingDiverged
-from alexnet_lib.files import _HOST, FolderLock, remove_debris
-from alexnet_lib.train import Trainer
+from alexnet_lib.train import Trainer, TrainingDiverged
 from test_train import COLOURS, cli_args, config, make_tree
 
 
@@ -223,6 +221,8 @@ sys.stdin.read()
 
 
 def test_one_live_process_per_run_folder_and_no_stale_lock(tree, tmp_path, capsys):
+    from alexnet_lib.files import FolderLock
+
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -265,6 +265,8 @@ def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tree, tmp_path
 # ----------------------------------------------------------------------------- 6: debris
 
 def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, capsys):
+    from alexnet_lib.files import _HOST
+
     run = _copy_run(trained, tmp_path)
     ckpts = run / "checkpoints"
     kept = sorted(p.name for p in ckpts.iterdir())
@@ -290,6 +292,8 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
 
 
 def test_data_folder_debris_is_removed(tmp_path):
+    from alexnet_lib.files import remove_debris
+
     folder = tmp_path / "cache"
     folder.mkdir()
     dead = 4_194_304 + 1
