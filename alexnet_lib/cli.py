@@ -91,14 +91,16 @@ def train_config_from_args(args) -> "TrainConfig":
     preset = args.preset or (RECIPES[args.recipe].preset if args.recipe else "cifar")
     recipe = args.recipe or DEFAULT_RECIPE.get(preset, "cpu")
     preset_overrides, recipe_overrides = _split_overrides(args.set)
-    if args.epochs is not None:
-        recipe_overrides["epochs"] = args.epochs
-    if args.precision is not None:
-        recipe_overrides["precision"] = args.precision
-    if args.xla is not None:
-        recipe_overrides["jit_compile"] = args.xla == "on"
-    if args.batch_size is not None:
-        recipe_overrides["batch_size"] = args.batch_size
+    flags = {"epochs": ("--epochs", args.epochs), "precision": ("--precision", args.precision),
+             "jit_compile": ("--xla", None if args.xla is None else args.xla == "on"),
+             "batch_size": ("--batch-size", args.batch_size)}
+    for field, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if field in recipe_overrides and recipe_overrides[field] != value:
+            raise ValueError(f"{flag} and --set {field}={recipe_overrides[field]!r} contradict "
+                             f"each other: give one of them.")
+        recipe_overrides[field] = value
     config = TrainConfig(
         preset=preset, preset_overrides=preset_overrides, recipe=recipe,
         recipe_overrides=recipe_overrides, data=args.data, val_size=args.val_size,
@@ -365,15 +367,16 @@ def describe_error(error: BaseException) -> tuple[int, str]:
     if isinstance(error, (ValueError, FolderBusy, FileNotFoundError, NotADirectoryError,
                           IsADirectoryError, FileExistsError, PermissionError)):
         return 2, text
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+            "No space left on device" in text):  # TensorFlow's writers report it so
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        return 1, (f"no space left on the device{where}. Free some space and run the same "
+                   f"command again: training resumes from its last checkpoint, which is "
+                   f"kept whole.")
     if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
         return 1, ("out of memory. Lower --batch-size, or the input size (--set image_size=...), "
                    "or use a machine with more memory.")
     if isinstance(error, OSError):
-        if error.errno == errno.ENOSPC:
-            where = f" ({error.filename})" if error.filename else ""
-            return 1, (f"no space left on the device{where}. Free some space and run the same "
-                       f"command again: training resumes from its last checkpoint, which is "
-                       f"kept whole.")
         return 1, text
     return 1, (f"unexpected {type(error).__name__}: {text[:500]} (run again with --traceback "
                f"to see where it happened)")

@@ -187,16 +187,14 @@ def run_datasets(run_dir: Path, data: str | None = None, **overrides) -> Dataset
     Raises:
         ValueError: when the data found is not the data the run was trained on.
     """
-    from .train import build_datasets, check_run_data
+    from .train import build_datasets
 
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     if data is not None:
         config.data = resolve_source(data)
     norm = Normalization.from_dict(json.loads((run_dir / "normalization.json").read_text()))
-    datasets = build_datasets(config, norm, **overrides)
-    check_run_data(run_dir, datasets)
-    return datasets
+    return build_datasets(config, norm, run_dir=run_dir, **overrides)
 
 
 def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,

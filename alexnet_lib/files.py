@@ -139,9 +139,14 @@ class FolderLock:
         if entry is not None:
             entry[1] += 1
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise PermissionError(
+                errno.EACCES, f"{self.what} {self.folder} cannot be written ({error.strerror}): "
+                              f"fix its permissions or choose another folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:

@@ -48,7 +48,7 @@ import yaml
 
 from .checks import check_bool, check_choice, check_float, check_int
 from .data.pipeline import (NORMALIZATIONS, VIEWS, Augment, Datasets, Normalization,
-                            load_source, make_datasets, resolve_source)
+                            data_fingerprint, load_source, make_datasets, resolve_source)
 from .errors import TrainingDiverged
 from .distribute import check_devices, distribute_batches, make_strategy
 from .files import FolderLock, remove_debris, remove_path, temp_name, write_atomic
@@ -286,19 +286,27 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def build_datasets(config: TrainConfig, normalization: Normalization | None = None,
-                   **kwargs) -> Datasets:
+def build_datasets(config: TrainConfig, normalization: Normalization | None = None, *,
+                   run_dir: Path | None = None, **kwargs) -> Datasets:
     """The run's :class:`Datasets`; the preset's ``num_classes`` follows the data unless the
-    configuration overrides it."""
+    configuration overrides it.
+
+    Args:
+        run_dir: a run folder whose recorded data these must be (checked as soon as the
+            data is loaded, before anything depends on its size).
+    """
     recipe = config.resolved_recipe()
     loaded = load_source(config.data, skip_corrupt=config.skip_corrupt)
+    fingerprint = data_fingerprint(loaded[0], loaded[1])
+    if run_dir is not None:
+        check_run_data(run_dir, fingerprint, config.data)
     preset = config.resolved_preset(num_classes=len(loaded[1]))
     options = dict(batch_size=recipe.batch_size, val_size=config.val_size,
                    train_subset=config.train_subset, test_subset=config.test_subset,
                    augment=recipe.augment, normalization=normalization or recipe.normalization,
                    seed=config.seed, resize_in_model=recipe.resize_in_model)
     options.update(kwargs)
-    return make_datasets(config.data, preset, loaded=loaded, **options)
+    return make_datasets(config.data, preset, loaded=loaded, fingerprint=fingerprint, **options)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -335,17 +343,17 @@ def recorded_data(run_dir: Path) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text()) or {}).get("data") or {}
 
 
-def check_run_data(run_dir: Path, datasets: Datasets) -> None:
-    """Raise one ``ValueError`` when ``datasets`` holds other images than the run was
-    trained on (its recorded fingerprint differs)."""
+def check_run_data(run_dir: Path, fingerprint: str, source: str) -> None:
+    """Raise one ``ValueError`` when data with ``fingerprint`` (read from ``source``) is not
+    the data the run in ``run_dir`` was trained on; runs without a record pass."""
     recorded = recorded_data(run_dir)
     expected = recorded.get("fingerprint")
-    if expected and datasets.fingerprint and expected != datasets.fingerprint:
+    if expected and fingerprint and expected != fingerprint:
         raise ValueError(
-            f"{datasets.source} does not hold the data {run_dir} was trained on: its images "
-            f"or classes differ (fingerprint {datasets.fingerprint}, the run's "
-            f"{expected}, recorded from {recorded.get('source')}). Point --data at the "
-            f"run's data, or train a new run (a new --run-dir) on this one.")
+            f"{source} does not hold the data {run_dir} was trained on: its images or "
+            f"classes differ (fingerprint {fingerprint}, the run's {expected}, recorded from "
+            f"{recorded.get('source')}). Point --data at the run's data, or train a new run "
+            f"(a new --run-dir) on this one.")
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -534,9 +542,12 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         keras.config.set_dtype_policy(self.recipe.precision)
 
-        self.datasets = datasets or build_datasets(config, self._stored_normalization())
-        if self.resumable:
-            self._check_same_data()
+        resumed_run = self.run_dir if self.resumable else None
+        if datasets is None:
+            datasets = build_datasets(config, self._stored_normalization(), run_dir=resumed_run)
+        elif resumed_run is not None:
+            check_run_data(resumed_run, datasets.fingerprint, datasets.source)
+        self.datasets = datasets
         self.preset = config.resolved_preset(self.datasets.num_classes)
         replicas = self.strategy.num_replicas_in_sync
         if self.recipe.batch_size % replicas:
@@ -615,10 +626,6 @@ class Trainer:
         if self.resumable and path.exists():
             return Normalization.from_dict(json.loads(path.read_text()))
         return None
-
-    def _check_same_data(self) -> None:
-        """Refuse to resume on data other than the data the run was trained on."""
-        check_run_data(self.run_dir, self.datasets)
 
     def _remove_debris(self) -> None:
         """Remove what crashed writers left: temporary files of the run folder, checkpoint

@@ -23,7 +23,7 @@ from PIL import Image
 from alexnet_lib.cli import _parse_overrides, main
 from alexnet_lib.data.folders import ImageError, decode_image, load_class_folders
 from alexnet_lib.train import Trainer, TrainingDiverged
-from test_train import COLOURS, cli_args, config, make_tree
+from test_train import COLOURS, assert_finite_checkpoints, cli_args, config, make_tree
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +54,6 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def _all_finite_checkpoints(prefixes):
-    for prefix in prefixes:
-        reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            value = reader.get_tensor(name)
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                assert np.isfinite(value).all(), (prefix, name)
-
-
 # ----------------------------------------------------------------------------- 1: divergence
 
 def test_an_update_that_overflows_the_optimizer_state_stops_before_any_save(tree, tmp_path):
@@ -85,7 +76,7 @@ def test_an_update_that_overflows_the_optimizer_state_stops_before_any_save(tree
     assert "while the loss was still finite" in message and "conv3" in message
     assert "ckpt-4" in message
     assert [Path(p).name for p in trainer.manager.checkpoints] == ["ckpt-4"]
-    _all_finite_checkpoints(trainer.manager.checkpoints)
+    assert_finite_checkpoints(trainer.manager.checkpoints)
     assert not list((tmp_path / "run" / "checkpoints").glob("*.keras"))
 
 
@@ -115,7 +106,7 @@ def test_divergence_from_the_cli_keeps_finite_checkpoints(tree, tmp_path, capsys
     assert "non-finite" in line or "loss became" in line
     prefixes = tf.train.get_checkpoint_state(str(run / "checkpoints"))
     if prefixes is not None:
-        _all_finite_checkpoints(prefixes.all_model_checkpoint_paths)
+        assert_finite_checkpoints(prefixes.all_model_checkpoint_paths)
 
 
 # ----------------------------------------------------------------------------- 2: other data
@@ -291,19 +282,29 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
     assert sorted(p.name for p in ckpts.iterdir()) == kept
 
 
-def test_data_folder_debris_is_removed(tmp_path):
-    from alexnet_lib.files import remove_debris
+def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
+    """What crashed extractions, downloads and cache writes left in the data folder goes the
+    next time that folder is written; a live writer's temporary file stays."""
+    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
+    from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
 
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    dead = 4_194_304 + 1
-    stale = [folder / f".folders-abc.npz.{dead}.tmp",
-             folder / f".cifar-10-binary.tar.gz.0123.extracted.somehost-{dead}.tmp"]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
+    stale = [cache / f".folders-abc.npz.{dead}.tmp", cache / f".cifar-10-binary.tar.gz.{dead}.tmp.part",
+             cache / f".cifar-10-binary.tar.gz.0123.extracted.otherhost-{dead}.tmp"]
     stale[0].write_bytes(b"x")
-    stale[1].mkdir()
-    os.utime(stale[1], (0, 0))  # another host's debris goes once it is a day old
-    assert sorted(remove_debris(folder)) == sorted(stale)
-    assert not list(folder.iterdir())
+    stale[1].write_bytes(b"x")
+    stale[2].mkdir()
+    os.utime(stale[2], (0, 0))  # another host's debris goes once it is a day old
+    live = cache / f".cifar-10-binary.tar.gz.{os.getppid()}.tmp.part"
+    live.write_bytes(b"x")
+    archive = _make_tar(tmp_path / "cifar-10-binary.tar.gz", {
+        f"cifar-10-batches-bin/{n}.bin": _binary_bytes(*_batch_arrays(i))
+        for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])})
+    load_cifar10(archive, data_dir_override=cache, verify=False)
+    assert not any(p.exists() for p in stale) and live.exists()
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == [live.name]
 
 
 # ----------------------------------------------------------------------------- 7: class folders
@@ -368,10 +369,11 @@ def test_set_reads_numbers_in_any_notation():
     (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
     (["--epochs", "two"], "argument --epochs: expected an integer >= 1. Received: 'two'"),
     (["--towers-on", "/GPU:97,/GPU:98"], "/GPU:97, /GPU:98"),
+    (["--epochs", "2", "--set", "epochs=3"], "--epochs and --set epochs=3 contradict"),
 ])
 def test_bad_values_get_one_error_line_and_exit_2(tree, tmp_path, capsys, args, message):
     run = tmp_path / "run"
-    code = main(["train", "--data", str(tree), "--run-dir", str(run), *args])
+    code = main(["train", "--data", str(tree), "--run-dir", str(run), "--val-size", "16", *args])
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in _one_error_line(err)
@@ -381,7 +383,7 @@ def test_bad_values_get_one_error_line_and_exit_2(tree, tmp_path, capsys, args, 
 def test_a_file_as_run_folder_is_refused(tree, tmp_path, capsys):
     path = tmp_path / "file"
     path.write_text("not a folder")
-    assert main(["train", "--data", str(tree), "--run-dir", str(path)]) == 2
+    assert main(["train", "--data", str(tree), "--run-dir", str(path), "--val-size", "16"]) == 2
     assert "is a file, not a folder" in _one_error_line(capsys.readouterr().err)
     assert path.read_text() == "not a folder"
 
@@ -432,16 +434,23 @@ def test_an_unwritable_run_folder_is_refused_before_evaluating(trained, tmp_path
     assert (run / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("kind", ["OSError", "TensorFlow"])
 def test_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoints(tree, tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, kind):
+    """Python's writers raise OSError(ENOSPC); TensorFlow's checkpoint writer raises
+    ResourceExhaustedError with "No space left on device" (seen on a full tmpfs)."""
     run = tmp_path / "run"
     save = tf.train.CheckpointManager.save
     calls = []
 
     def full_after_two(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) > 2:
+        if len(calls) > 2 and kind == "OSError":
             raise OSError(errno.ENOSPC, "No space left on device", str(run / "checkpoints"))
+        if len(calls) > 2:
+            raise tf.errors.ResourceExhaustedError(
+                None, None, f"{run}/checkpoints/ckpt-6_temp/part-00000-of-00001; No space left "
+                            f"on device [Op:SaveV2]")
         return save(self, *args, **kwargs)
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full_after_two)

@@ -192,8 +192,12 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tree, tm
     trainer = Trainer(config(tree, tmp_path / "nan", recipe={"learning_rate": 1e12}))
     with pytest.raises(TrainingDiverged, match="(loss became (nan|inf)|non-finite)"):
         trainer.fit()
-    # Every checkpoint that was written holds finite weights.
-    for prefix in trainer.manager.checkpoints:
+    assert_finite_checkpoints(trainer.manager.checkpoints)
+
+
+def assert_finite_checkpoints(prefixes) -> None:
+    """Every floating-point tensor of every checkpoint is finite."""
+    for prefix in prefixes:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
             value = reader.get_tensor(name)

@@ -375,13 +375,16 @@ def load_cifar10(source: str | os.PathLike = "cifar10", *,
 
 
 def _writable_cache(cache: Path) -> None:
-    """Create the data folder, or raise one error naming it and ``ALEXNET_DATA_DIR``."""
+    """Create the data folder (clearing what crashed writers left in it), or raise one
+    error naming it and ``ALEXNET_DATA_DIR``."""
     try:
         cache.mkdir(parents=True, exist_ok=True)
         check_writable(cache, "The data folder")
+        remove_debris(cache)
     except OSError as error:
+        reason = "it is a file, not a folder" if cache.is_file() else (error.strerror or error)
         raise PermissionError(
             errno.EACCES, f"The data folder {cache} cannot hold the CIFAR-10 files "
-                          f"({error.strerror or error}): set {DATA_ENV} to a writable folder, "
+                          f"({reason}): set {DATA_ENV} to a writable folder, "
                           f"or pass a class-folder tree or an extracted CIFAR-10 folder as "
                           f"the data.") from None

@@ -511,7 +511,8 @@ def make_datasets(source: str | os.PathLike = "cifar10", preset: str | Preset = 
                   test_subset: int | None = None, augment: Augment | dict | bool | str = "crop,flip",
                   normalization: str | Normalization = "channel", seed: int = 0,
                   resize_in_model: bool = False, data_dir: str | os.PathLike | None = None,
-                  skip_corrupt: bool = False, loaded: tuple | None = None) -> Datasets:
+                  skip_corrupt: bool = False, loaded: tuple | None = None,
+                  fingerprint: str | None = None) -> Datasets:
     """Train / validation / test pipelines for ``preset`` over ``source``.
 
     Args:
@@ -532,6 +533,7 @@ def make_datasets(source: str | os.PathLike = "cifar10", preset: str | Preset = 
         data_dir: download cache (default ``$ALEXNET_DATA_DIR`` or ``data/``).
         skip_corrupt: skip unreadable files of a class-folder tree instead of failing.
         loaded: ``load_source``'s result, to reuse data already in memory.
+        fingerprint: ``data_fingerprint`` of ``loaded``, when the caller computed it.
 
     Raises:
         ValueError: naming the bad argument and its valid range.
@@ -583,4 +585,4 @@ def make_datasets(source: str | os.PathLike = "cifar10", preset: str | Preset = 
                     input_size=input_size, normalization=normalization, augment=augment,
                     batch_size=int(batch_size), seed=int(seed), splits=result,
                     stored_size=stored_size, skipped=list(skipped), eval_batch_size=eval_batch_size,
-                    fingerprint=data_fingerprint(splits, class_names))
+                    fingerprint=fingerprint or data_fingerprint(splits, class_names))
