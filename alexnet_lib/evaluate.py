@@ -49,7 +49,8 @@ def load_model(path: str | Path) -> keras.Model:
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # noqa: BLE001  (Keras raises many kinds for a bad file)
-        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        reason = text.splitlines()[0][:300] if text else type(error).__name__
         raise ValueError(f"{path} is not a model saved by alexnet_lib ({reason}).") from error
 
 

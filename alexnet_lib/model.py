@@ -143,7 +143,8 @@ class Preset:
         values["image_size"] = check_int("image_size", self.image_size, 1, MAX_IMAGE_SIZE)
         values["num_classes"] = check_int("num_classes", self.num_classes, 2)
         filters = self.conv_filters
-        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or len(filters) != 4:
+        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or (
+                len(filters) != 4):
             raise ValueError(
                 "`conv_filters` lists the channels of conv2..conv5 (4 integers). "
                 f"Received: conv_filters={self.conv_filters!r}"

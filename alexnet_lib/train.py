@@ -639,8 +639,8 @@ class Trainer:
                     remove_path(entry)
                     removed.append(entry)
         if removed:
-            self._say(f"Removed {len(removed)} file(s) left by an interrupted run: "
-                      + ", ".join(p.name for p in removed[:4]) + (", ..." if len(removed) > 4 else ""))
+            names = ", ".join(p.name for p in removed[:4]) + (", ..." if len(removed) > 4 else "")
+            self._say(f"Removed {len(removed)} file(s) left by an interrupted run: {names}")
 
     # ---- the step
     def _build_train_step(self) -> Callable:
@@ -680,7 +680,8 @@ class Trainer:
 
         # XLA compiles the replica's computation; the iterator stays outside it.
         replica = tf.function(replica_step, jit_compile=True) if recipe.jit_compile else replica_step
-        strategy, nonfinite_at, nonfinite_kind = self.strategy, self.nonfinite_at, self.nonfinite_kind
+        strategy = self.strategy
+        nonfinite_at, nonfinite_kind = self.nonfinite_at, self.nonfinite_kind
 
         def step(iterator):
             x, y = next(iterator)

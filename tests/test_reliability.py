@@ -173,7 +173,8 @@ def _png_header(path: Path, width: int, height: int) -> Path:
 
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
     bomb = _png_header(tmp_path / "bomb.png", 30000, 30000)
-    with pytest.raises(ImageError, match=r"bomb.png is too large.*900000000 pixels.*--skip-corrupt"):
+    with pytest.raises(ImageError,
+                       match=r"bomb.png is too large.*900000000 pixels.*--skip-corrupt"):
         decode_image(bomb)
     # Over the project's bound but under Pillow's own: refused from the header.
     big = _png_header(tmp_path / "big.png", 9000, 9000)
@@ -291,7 +292,8 @@ def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     cache.mkdir()
     dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
-    stale = [cache / f".folders-abc.npz.{dead}.tmp", cache / f".cifar-10-binary.tar.gz.{dead}.tmp.part",
+    stale = [cache / f".folders-abc.npz.{dead}.tmp",
+             cache / f".cifar-10-binary.tar.gz.{dead}.tmp.part",
              cache / f".cifar-10-binary.tar.gz.0123.extracted.otherhost-{dead}.tmp"]
     stale[0].write_bytes(b"x")
     stale[1].write_bytes(b"x")

@@ -1,6 +1,7 @@
 """CIFAR-10: download with verification, safe extraction, and parsing that never runs code.
 
-* The download streams to a temporary ``.<name>.<host>-<pid>.tmp.part`` beside the target, hashes while it writes,
+* The download streams to a temporary ``.<name>.<host>-<pid>.tmp.part`` beside the target,
+  hashes while it writes,
   retries a broken transfer, and is renamed to its final name only after the SHA-256
   matched. A wrong checksum removes the partial file.
 * Extraction goes to a temporary folder beside the target and refuses members that
@@ -24,7 +25,6 @@ import pickle
 import shutil
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.request
 from pathlib import Path

@@ -119,7 +119,8 @@ class Normalization:
                 standard deviation that is not positive: it would divide by zero).
         """
         if not isinstance(data, dict):
-            raise ValueError(f"normalization statistics must be a mapping. Received: {data!r}"[:200])
+            raise ValueError(
+                f"normalization statistics must be a mapping. Received: {data!r}"[:200])
 
         def vector(name, shape, positive=False):
             try:
