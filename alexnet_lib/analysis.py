@@ -7,6 +7,8 @@ Everything here returns plain NumPy values; :mod:`alexnet_lib.plots` draws them.
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import dataclasses
 import json
 import time

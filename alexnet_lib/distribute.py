@@ -29,6 +29,8 @@ Model parallelism:
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import json
 import os
 from typing import Any

@@ -9,6 +9,8 @@ reported beside the averaged one (it is one of the views, so it costs nothing mo
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import contextlib
 import json
 import time

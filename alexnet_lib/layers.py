@@ -16,6 +16,8 @@ Both layers are registered Keras serializables, so a model using them saves to
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import keras
 import numpy as np
 import tensorflow as tf

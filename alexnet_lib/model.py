@@ -11,6 +11,8 @@ ablations (no LRN, non-overlapping pooling, tanh, one tower) are parameters, not
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import dataclasses
 from typing import Any
 

@@ -26,6 +26,8 @@ Run folder::
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import csv
 import dataclasses
 import io
@@ -61,14 +63,127 @@ SCHEDULES = ("constant", "plateau", "onecycle", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto``: the measured best per device. On CPUs float32 (docs/benchmarks.md: without
-    native bfloat16, ``mixed_bfloat16`` trains 10x slower, and no faster under XLA); on GPUs
-    ``mixed_bfloat16`` (tensor cores, no loss scaling; benchmarks/gpu_check.py measures
-    all three on a GPU machine). Other values are returned as they are."""
+# CPU flags of native bfloat16 arithmetic (AVX512-BF16, Intel AMX); see choose_precision.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (empty where there is no such file)."""
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def choose_precision(precision: str, *, gpus: int, flags: frozenset[str] | set[str],
+                     measure: Callable[[], float] | None = None) -> tuple[str, str]:
+    """``(precision, reason)``: ``auto`` decided by the devices and the CPU.
+
+    * A GPU: ``mixed_bfloat16`` (tensor cores, no loss scaling).
+    * A CPU without bfloat16 arithmetic (neither ``avx512_bf16`` nor ``amx_bf16`` among its
+      flags): ``float32``; bfloat16 is emulated there, 10x slower.
+    * A CPU with it: measured, because the flag does not settle it (docs/benchmarks.md:
+      1.54x float32's speed on an AMD EPYC with ``avx512_bf16``, 0.63x on an Intel Xeon
+      with ``avx512_bf16`` and no AMX). ``measure()`` returns bfloat16's speed as a multiple
+      of float32's; ``mixed_bfloat16`` is chosen when it is at least 1.1.
+
+    Other values are returned as they are.
+    """
     if precision != "auto":
-        return precision
-    return "mixed_bfloat16" if tf.config.list_logical_devices("GPU") else "float32"
+        return precision, "asked for"
+    if gpus:
+        return "mixed_bfloat16", f"auto: {gpus} GPU(s), bfloat16 on tensor cores"
+    native = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+    if not native:
+        return "float32", ("auto: the CPU has no bfloat16 arithmetic (neither "
+                           f"{' nor '.join(BF16_CPU_FLAGS)}), where bfloat16 is 10x slower")
+    speedup = measure() if measure is not None else None
+    if speedup is None:
+        return "float32", f"auto: the CPU has {', '.join(native)}, but bfloat16 was not measured"
+    chosen = "mixed_bfloat16" if speedup >= BF16_MIN_SPEEDUP else "float32"
+    return chosen, (f"auto: the CPU has {', '.join(native)}; bfloat16 measured at {speedup:.2f}x "
+                    f"float32's training speed on this host")
+
+
+# bfloat16 must train at least this much faster than float32 to be chosen by `auto`.
+BF16_MIN_SPEEDUP = 1.1
+
+
+def resolve_precision(precision: str, preset: Preset | str = "cifar") -> str:
+    """The precision ``precision`` means on this machine (:func:`precision_decision`)."""
+    return precision_decision(precision, preset)[0]
+
+
+def precision_decision(precision: str, preset: Preset | str = "cifar") -> tuple[str, str]:
+    """:func:`choose_precision` for this machine's GPUs and CPU, measuring ``preset``'s
+    training step in both precisions when the CPU has bfloat16 arithmetic (once per host,
+    preset and TensorFlow version: the result is kept in the data folder's cache)."""
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    return choose_precision(precision, gpus=len(tf.config.list_logical_devices("GPU")),
+                            flags=cpu_flags(), measure=lambda: bfloat16_speedup(preset))
+
+
+def bfloat16_speedup(preset: Preset, *, batch_size: int = 32, steps: int = 4) -> float:
+    """``mixed_bfloat16``'s training speed as a multiple of ``float32``'s for ``preset`` on
+    this host: a few SGD steps on one resident random batch in each policy (best of two
+    rounds). Cached in ``<data dir>/cache/precision.json``."""
+    from .paths import data_dir
+
+    cache = data_dir() / "cache" / "precision.json"
+    key = "|".join([_cpu_model(), ",".join(sorted(set(BF16_CPU_FLAGS) & cpu_flags())),
+                    tf.__version__, preset.name, str(preset.image_size), str(preset.towers)])
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), (int, float)):
+        return float(known[key])
+    rates = {}
+    policy = keras.config.dtype_policy()
+    try:
+        for name in ("float32", "mixed_bfloat16"):
+            keras.config.set_dtype_policy(name)
+            model = build_alexnet(preset)
+            model.compile(optimizer=keras.optimizers.SGD(0.001),
+                          loss="sparse_categorical_crossentropy")
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal((batch_size, *model.input_shape[1:]), dtype=np.float32)
+            y = rng.integers(0, preset.num_classes, batch_size)
+            model.train_on_batch(x, y)  # build and trace
+            best = 0.0
+            for _ in range(2):
+                started = time.perf_counter()
+                for _ in range(steps):
+                    model.train_on_batch(x, y)
+                best = max(best, steps * batch_size / (time.perf_counter() - started))
+            rates[name] = best
+    finally:
+        keras.config.set_dtype_policy(policy)
+    speedup = round(rates["mixed_bfloat16"] / rates["float32"], 3)
+    if isinstance(known, dict):
+        known[key] = speedup
+        try:
+            write_atomic(cache, json.dumps(known, indent=1))
+        except OSError:
+            pass  # a cache that cannot be written only costs the measurement next time
+    return speedup
+
+
+def _cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
@@ -501,7 +616,9 @@ class Trainer:
         self.config = config.validate()
         self.on_epoch_end = list(on_epoch_end)
         recipe = config.resolved_recipe()
-        self.recipe = dataclasses.replace(recipe, precision=resolve_precision(recipe.precision))
+        precision, self.precision_reason = precision_decision(recipe.precision,
+                                                              config.resolved_preset())
+        self.recipe = dataclasses.replace(recipe, precision=precision)
         self.strategy = strategy or make_strategy(config.strategy)
         self.log = log or sys.stdout
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
@@ -755,8 +872,25 @@ class Trainer:
                       "classes": list(self.datasets.class_names),
                       "train": self.datasets.size("train"), "val": self.datasets.size("val"),
                       "test": self.datasets.size("test"), "skipped": len(self.datasets.skipped)},
+             "precision": {"requested": self.config.resolved_recipe().precision,
+                           "chosen": self.recipe.precision, "reason": self.precision_reason,
+                           "cpu_bfloat16_flags": sorted(set(BF16_CPU_FLAGS) & cpu_flags())},
              "tensorflow": tf.__version__, "keras": keras.__version__,
              "devices": [d.name for d in tf.config.list_logical_devices()]}, sort_keys=False))
+
+    def devices_line(self) -> str:
+        """One line: where the run computes and in which precision, and why."""
+        replicas = self.strategy.num_replicas_in_sync
+        try:
+            devices = sorted({name.split("device:")[-1]
+                              for name in self.strategy.extended.worker_devices})
+        except RuntimeError:  # the default strategy: TensorFlow's placement, GPU first
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [gpus[0].name.split("device:")[-1] if gpus else "CPU:0"]
+        placed = (f"; towers on {', '.join(self.config.tower_devices)}"
+                  if self.config.tower_devices else "")
+        return (f"Devices: {', '.join(devices)} ({replicas} replica{'s' * (replicas > 1)}"
+                f"{placed}); precision {self.recipe.precision} ({self.precision_reason}).")
 
     def info(self) -> dict[str, Any]:
         return {**self.datasets.preprocessing(), "preset": self.preset.to_dict(),
@@ -797,6 +931,8 @@ class Trainer:
                       f"{self.datasets.source}: {self.datasets.size('train')} training images, "
                       f"{self.datasets.size('val')} validation, {epochs} epochs of {steps} steps "
                       f"-> {self.run_dir}")
+        if int(self.epoch.numpy()) < epochs:
+            self._say(self.devices_line())
         while int(self.epoch.numpy()) < epochs:
             epoch, start_step = int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
             started = time.time()

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alexnet_lib import build_alexnet  # noqa: E402
+from alexnet_lib.train import cpu_flags, precision_decision  # noqa: E402
 
 
 class Variant:
@@ -71,6 +72,11 @@ def main(argv=None):
     devices = [d.name for d in tf.config.list_logical_devices() if "CPU" not in d.name] or ["CPU"]
     print(f"# training throughput, batch {args.batch_size}, on {devices}, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), TF {tf.__version__}", flush=True)
+    flags = cpu_flags()
+    shown = sorted(f for f in flags if f.startswith(("avx", "amx")) or f == "fma")
+    print(f"# CPU flags: {' '.join(shown) or 'none listed'}", flush=True)
+    precision, reason = precision_decision("auto")
+    print(f"# precision 'auto' on this machine: {precision} ({reason})", flush=True)
     variants = []
     for preset in presets:
         for precision in args.precisions.split(","):

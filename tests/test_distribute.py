@@ -184,7 +184,8 @@ def test_two_workers_train_resume_after_a_kill_and_agree(tmp_path):
     tree = make_tiny_dataset(tmp_path / "tree", train_per_class=20, test_per_class=3, size=16)
     run_dir = tmp_path / "run"
     config = {"data": str(tree), "preset_overrides": SMALL, "val_size": 40,
-              "recipe_overrides": {"epochs": 4, "batch_size": 16, "learning_rate": 0.01},
+              "recipe_overrides": {"epochs": 4, "batch_size": 16, "learning_rate": 0.01,
+                                   "precision": "float32"},
               "run_dir": str(run_dir), "checkpoint_every": 2, "strategy": "multiworker"}
     steps = (200 - 40) // 16
     first = _cluster(unshare, {"config": config, "out": str(tmp_path), "kill_at_step": steps + 2,

@@ -44,7 +44,10 @@ def tree(tmp_path_factory):
 
 
 def config(tree, run_dir, **kw) -> TrainConfig:
-    recipe = {"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "warmup_epochs": 0.5}
+    # float32 pinned: the tests compare runs to 1e-5, which the precision `auto` picks on a
+    # GPU or a bfloat16 CPU would not hold.
+    recipe = {"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "warmup_epochs": 0.5,
+              "precision": "float32"}
     recipe.update(kw.pop("recipe", {}))
     return TrainConfig(data=str(tree), preset_overrides=dict(SMALL), recipe_overrides=recipe,
                        val_size=16, run_dir=str(run_dir), checkpoint_every=4, **kw)
@@ -54,6 +57,7 @@ def cli_args(tree, run_dir, *extra):
     sets = [f"--set={k}={json.dumps(v)}" for k, v in SMALL.items()]
     return ["train", "--data", str(tree), "--run-dir", str(run_dir), "--epochs", "3",
             "--batch-size", "16", "--val-size", "16", "--checkpoint-every", "2",
+            "--precision", "float32",
             "--set=learning_rate=0.02", "--set=warmup_epochs=0.5", *sets, *extra]
 
 
@@ -357,12 +361,61 @@ def test_the_same_loop_runs_under_mirrored_strategy(tree, tmp_path):
     np.testing.assert_allclose(data["mirrored"], data["single"], rtol=2e-3)
 
 
-def test_precision_auto_is_float32_here_and_mixed_precision_trains(tree, tmp_path):
-    from alexnet_lib.train import resolve_precision
+@pytest.mark.parametrize("gpus, flags, speedup, expected", [
+    (0, {"avx2", "fma"}, None, "float32"),                     # AVX2 only: never measured
+    (0, {"avx512f", "avx512_bf16"}, 1.54, "mixed_bfloat16"),   # AMD EPYC, measured 1.54x
+    (0, {"avx512f", "avx512_bf16"}, 0.63, "float32"),          # Intel Xeon, measured 0.63x
+    (0, {"amx_bf16", "amx_tile"}, 2.0, "mixed_bfloat16"),
+    (2, {"avx2"}, None, "mixed_bfloat16"),                     # GPUs: tensor cores
+])
+def test_precision_auto_is_decided_by_the_devices_and_the_cpu(gpus, flags, speedup, expected):
+    """Faked devices, CPU flags and measurements: the decision on any host."""
+    from alexnet_lib.train import choose_precision
 
-    assert resolve_precision("auto") == "float32"  # no GPU: the measured best on CPU
-    assert resolve_precision("mixed_float16") == "mixed_float16"
-    assert Trainer(config(tree, tmp_path / "auto", recipe={"epochs": 1})).recipe.precision == "float32"
+    measured = []
+
+    def measure():
+        measured.append(1)
+        return speedup
+
+    chosen, reason = choose_precision("auto", gpus=gpus, flags=frozenset(flags), measure=measure)
+    assert chosen == expected
+    assert bool(measured) == (gpus == 0 and bool(flags & {"avx512_bf16", "amx_bf16"}))
+    if measured:
+        assert f"{speedup:.2f}x" in reason
+    assert choose_precision("mixed_float16", gpus=gpus, flags=frozenset(flags)) == (
+        "mixed_float16", "asked for")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from alexnet_lib.train import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert cpu_flags(str(info)) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "absent")) == frozenset()
+
+
+def test_the_run_records_its_precision_and_why(tree, tmp_path, monkeypatch):
+    import yaml
+
+    import alexnet_lib.train as train
+
+    monkeypatch.setattr(train, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(train, "bfloat16_speedup", lambda preset: 1.6)
+    monkeypatch.setattr(train.tf.config, "list_logical_devices",
+                        lambda kind=None: [] if kind == "GPU" else [train.tf.config.LogicalDevice(
+                            "/device:CPU:0", "CPU")])
+    trainer = Trainer(config(tree, tmp_path / "auto", recipe={"epochs": 1, "precision": "auto"}))
+    assert trainer.recipe.precision == "mixed_bfloat16"
+    assert "precision mixed_bfloat16 (auto: the CPU has avx512_bf16" in trainer.devices_line()
+    trainer.fit()
+    recorded = yaml.safe_load((tmp_path / "auto" / "resolved.yaml").read_text())["precision"]
+    assert recorded["requested"] == "auto" and recorded["chosen"] == "mixed_bfloat16"
+    assert "1.60x" in recorded["reason"]
+
+
+def test_mixed_float16_trains_with_loss_scaling(tree, tmp_path):
     trainer = Trainer(config(tree, tmp_path / "f16", recipe={"epochs": 2, "precision": "mixed_float16"}))
     history = trainer.fit()
     assert all(np.isfinite(r["loss"]) for r in history)

@@ -26,6 +26,8 @@ exactly the data an uninterrupted one would have.
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import dataclasses
 import hashlib
 import os

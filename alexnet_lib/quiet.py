@@ -1,0 +1,55 @@
+"""Importing TensorFlow without its C++ start-up lines.
+
+On a CPU-only machine ``import tensorflow`` and the first device query print lines such as
+``I0000 ... oneDNN custom operations are on`` and ``E0000 ... failed call to cuInit: INTERNAL:
+CUDA error``, which read like failures; some are written before TensorFlow's logging is set
+up and ignore ``TF_CPP_MIN_LOG_LEVEL``. Every module of this package that uses TensorFlow
+imports this one first, and :func:`import_tensorflow` then imports TensorFlow (and asks it
+for its devices) with the process's standard error pointed at ``/dev/null`` for that moment.
+
+A person who sets ``TF_CPP_MIN_LOG_LEVEL`` (``0`` shows everything) gets exactly that
+instead, with nothing hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 (what C++ code writes to) at /dev/null, then restore it."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """``tensorflow``, imported quietly unless the user chose a log level (see above)."""
+    if "tensorflow" in sys.modules or os.environ.get(LOG_LEVEL_ENV, "") != "":
+        import tensorflow as tf
+
+        return tf
+    os.environ[LOG_LEVEL_ENV] = "2"  # TensorFlow's info and warning lines, from now on
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # the CUDA probe, and its cuInit error line
+    return tf
+
+
+import_tensorflow()
