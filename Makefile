@@ -51,9 +51,11 @@ notebooks: $(STAMP)
 
 # Registers the environment as a Jupyter kernel for this user ("AlexNet (alexnet-cifar10)"),
 # so other Jupyter installations can use it too, then starts JupyterLab in notebooks/.
+# As root (a container, say) JupyterLab refuses to start without --allow-root: it is added.
+LAB_AS_ROOT ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
 	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "AlexNet ($(KERNEL))"
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_AS_ROOT)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

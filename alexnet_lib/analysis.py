@@ -214,6 +214,20 @@ def predictions(model: keras.Model, datasets: Datasets, split: str = "test"
     return {"images": images, "labels": labels, "probs": probs}
 
 
+def spread_over_classes(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``k`` examples drawn in turn from each class (seeded, in class order),
+    so that a figure of a class-folder tree, stored class by class, shows every class
+    rather than the first one's images."""
+    rng = np.random.default_rng([seed, 4])
+    pools = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in np.unique(labels)]
+    chosen = []
+    while len(chosen) < min(k, len(labels)):
+        for pool in pools:
+            if pool and len(chosen) < k:
+                chosen.append(pool.pop(0))
+    return np.array(chosen, dtype=np.int64)
+
+
 def most_confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` wrong predictions with the highest top-1 probability."""
     top = probs.argmax(1)

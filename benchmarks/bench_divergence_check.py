@@ -18,7 +18,7 @@ import platform
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -16,7 +16,7 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -27,7 +27,7 @@ import tempfile
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
 import tensorflow as tf  # noqa: E402
 

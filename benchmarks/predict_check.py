@@ -11,10 +11,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
 from alexnet_lib.predict import predict  # noqa: E402

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
 from alexnet_lib.train import TrainConfig, Trainer, build_datasets  # noqa: E402

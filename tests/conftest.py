@@ -3,11 +3,11 @@
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Downloads and decoded-image caches of the test data go to a temporary folder, not the
 # project's data/ (notebook kernels started by nbval inherit this too).
 os.environ.setdefault("ALEXNET_DATA_DIR", tempfile.mkdtemp(prefix="alexnet-test-data-"))
 
+import alexnet_lib.quiet  # noqa: E402,F401  (TensorFlow without its start-up lines)
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

@@ -101,3 +101,15 @@ def test_load_run_names_what_is_missing(tmp_path):
     (tmp_path / "config.yaml").write_text("preset: cifar\n")
     with pytest.raises(FileNotFoundError, match="no checkpoints/best.keras"):
         analysis.load_run(tmp_path)
+
+
+def test_the_grid_images_are_spread_over_the_classes():
+    from alexnet_lib.analysis import spread_over_classes
+
+    labels = np.repeat(np.arange(10), 100)  # a class-folder tree: stored class by class
+    shown = spread_over_classes(labels, 12, seed=0)
+    assert len(shown) == len(set(shown.tolist())) == 12
+    assert labels[shown].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert np.array_equal(shown, spread_over_classes(labels, 12, seed=0))  # seeded
+    assert not np.array_equal(shown, spread_over_classes(labels, 12, seed=1))
+    assert len(spread_over_classes(labels[:3], 12)) == 3  # never more than there are

@@ -1,5 +1,7 @@
 """python -m alexnet_lib: the commands print what they claim and fail clearly."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -39,3 +41,29 @@ def test_module_entry_point_runs():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "60,965,224 parameters" in result.stdout
+
+
+def _quiet_env():
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_help_imports_no_tensorflow():
+    code = ("import sys\nfrom alexnet_lib.cli import main\n"
+            "assert main(['train', '--help']) == 0\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=_quiet_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+    assert "--precision" in result.stdout
+
+
+def test_commands_print_no_tensorflow_start_up_lines():
+    """No I0000/W0000/E0000 lines (e.g. "failed call to cuInit" on a host without a GPU)."""
+    result = subprocess.run([sys.executable, "-m", "alexnet_lib", "summary", "--preset", "cifar"],
+                            capture_output=True, text=True, timeout=300, env=_quiet_env())
+    assert result.returncode == 0, result.stderr
+    assert "1,398,154 parameters" in result.stdout
+    noise = [line for line in (result.stdout + result.stderr).splitlines()
+             if re.match(r"^[IWE]\d{4} ", line) or "absl::InitializeLog" in line]
+    assert not noise, noise

@@ -49,17 +49,31 @@ def test_bad_tf_config_is_named(tf_config, value, match):
         distribute.tf_config()
 
 
-def test_strategy_names(tf_config):
+def _fake_gpus(monkeypatch, count):
+    """Make ``distribute`` see ``count`` GPUs (none: this test means a CPU-only host, on
+    any host)."""
+    import tensorflow as tf
+
+    real = tf.config.list_logical_devices
+    fake = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(count)]
+    monkeypatch.setattr(distribute.tf.config, "list_logical_devices",
+                        lambda kind=None: fake if kind == "GPU" else real(kind))
+
+
+def test_strategy_names(tf_config, monkeypatch):
     import tensorflow as tf
 
     with pytest.raises(ValueError, match=r"Unknown strategy 'horovod'.*'multiworker'"):
         distribute.make_strategy("horovod")
     with pytest.raises(ValueError, match="needs TF_CONFIG"):
         distribute.make_strategy("multiworker")
-    assert distribute.make_strategy("auto") is tf.distribute.get_strategy()  # no GPUs here
+    _fake_gpus(monkeypatch, 0)
+    assert distribute.make_strategy("auto") is tf.distribute.get_strategy()  # no GPUs
     one = distribute.make_strategy("one")
     assert isinstance(one, tf.distribute.OneDeviceStrategy)
     assert one.extended.worker_devices[0].endswith("CPU:0")
+    _fake_gpus(monkeypatch, 2)
+    assert isinstance(distribute.make_strategy("auto"), tf.distribute.MirroredStrategy)
 
 
 def test_tower_devices_need_towers_and_two_names():

@@ -1,5 +1,8 @@
-"""pyproject.toml is the single source of dependencies; environment.yml must match it."""
+"""pyproject.toml is the single source of dependencies; environment.yml must match it; the
+Makefile's lab target starts JupyterLab wherever it runs."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,20 @@ def test_gpu_extra_pins_the_same_tensorflow():
     cpu = next(d for d in project["dependencies"] if d.startswith("tensorflow"))
     gpu = project["optional-dependencies"]["gpu"]
     assert gpu == [cpu.replace("tensorflow", "tensorflow[and-cuda]", 1)]
+
+
+def test_make_lab_starts_jupyterlab_as_root_too(tmp_path):
+    """JupyterLab refuses root without --allow-root ("Running as root is not recommended"):
+    the target adds it exactly when make runs as root."""
+    stamp = tmp_path / ".installed"
+    stamp.touch()
+
+    def lab_line(*extra):
+        result = subprocess.run(["make", "-n", "-o", str(stamp), "lab", f"STAMP={stamp}", *extra],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stdout.splitlines() if "jupyter lab" in line][0]
+
+    assert ("--allow-root" in lab_line()) == (os.geteuid() == 0)
+    assert "--notebook-dir=notebooks" in lab_line()
+    assert "--allow-root" not in lab_line("LAB_AS_ROOT=")
