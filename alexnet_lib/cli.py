@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "tta (the paper's 10 views); default: the views the model's recipe "
                               "evaluates with (cpu: flip)")
     predict.add_argument("--json", action="store_true", help="print JSON")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="JPEG or PNG files, or folders (their images, sorted)")
     predict.set_defaults(func=cmd_predict)
 
     notebooks = sub.add_parser(

@@ -5,18 +5,27 @@ for CIFAR-10), then normalized, resized and centre-cropped exactly as evaluation
 the statistics the model carries. By default the probabilities are averaged over the test-time
 views the model was evaluated with after training (its recipe's ``eval_views``: the centre
 crop and its mirror image for the ``cpu`` recipe).
+
+Files are decoded in parallel threads and classified in batches (every view of up to
+``batch_size`` images in one compiled forward pass), in the order given; a folder stands for
+the image files below it.
 """
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import tensorflow as tf
 
-from .data.folders import ImageError, decode_image
+from .checks import check_int
+from .data.folders import IMAGE_EXTENSIONS, ImageError, decode_image
 from .data.pipeline import Normalization, check_views, resize_image, transform_batch
 from .evaluate import load_model, model_info
 
@@ -42,9 +51,12 @@ class Predictor:
         checkpoint: a ``.keras`` file saved by training, or a run folder (its best model).
         views: ``center``, ``flip`` (average the image and its mirror image) or ``tta``
             (the paper's 10 views); ``None``: the views the model's recipe evaluates with.
+        batch_size: images per forward pass (each with all its views).
+        workers: decoding threads (default: the CPU count).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, views: str | None = None):
+    def __init__(self, checkpoint: str | os.PathLike, views: str | None = None, *,
+                 batch_size: int = 256, workers: int | None = None):
         self.model = load_model(checkpoint)
         info = model_info(self.model, checkpoint)
         self.views = check_views(views or info.get("eval_views", "center"))
@@ -53,31 +65,91 @@ class Predictor:
         stored = info.get("stored_size") or []
         self.stored_size = int(stored[0]) if stored else None
         self.normalization = Normalization.from_dict(info["normalization"])
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.workers = workers or os.cpu_count() or 1
+        # One compiled forward pass; a shorter last batch traces once more, not per call.
+        self._forward = tf.function(lambda x: self.model(x, training=False),
+                                    reduce_retracing=True)
 
     def preprocess(self, image: np.ndarray):
         """uint8 ``H x W x 3`` → the model's input batch: one image, or its views."""
-        if self.stored_size:
-            image = resize_image(image, self.stored_size)
-        batch = transform_batch(image[None], self.normalization, self.input_size, views=self.views)
+        batch = self._inputs(self._stored(image)[None])
         return batch[0] if self.views != "center" else batch
 
-    def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:
-        try:
-            image = decode_image(path)
-        except ImageError as error:
-            return Prediction(str(path), error=str(error))
-        probs = np.asarray(self.model(self.preprocess(image), training=False)).mean(0)
-        order = np.argsort(-probs)[:top_k]
-        return Prediction(str(path), top=[(self.class_names[i], float(probs[i])) for i in order])
+    def _stored(self, image: np.ndarray) -> np.ndarray:
+        """The image at the size the training images were stored at (as evaluation saw them)."""
+        return resize_image(image, self.stored_size) if self.stored_size else image
 
-    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5) -> list[Prediction]:
-        return [self.predict_file(p, top_k) for p in paths]
+    def _inputs(self, images: np.ndarray):
+        """uint8 ``B x H x W x 3`` (one size) → ``B x S x S x 3`` or ``B x V x S x S x 3``."""
+        return transform_batch(images, self.normalization, self.input_size, views=self.views)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities (averaged over the views) of a uint8 batch of one size."""
+        x = self._inputs(images)
+        if self.views == "center":
+            return np.asarray(self._forward(x), np.float64)
+        views = x.shape[1]
+        flat = tf.reshape(x, [-1, *x.shape[2:]])
+        per_view = tf.reshape(self._forward(flat), [-1, views, len(self.class_names)])
+        return np.asarray(tf.reduce_mean(per_view, 1), np.float64)
+
+    def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:
+        return self.predict_files([path], top_k)[0]
+
+    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5
+                      ) -> list[Prediction]:
+        """Top-``top_k`` classes of each file, in the order given; a folder stands for the
+        image files below it (sorted). Files are decoded in parallel and classified in
+        batches; a file that cannot be read gets an error entry and stops nothing else."""
+        files = expand_folders(paths)
+        results: list[Prediction | None] = [None] * len(files)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for start in range(0, len(files), self.batch_size):
+                chunk = list(range(start, min(start + self.batch_size, len(files))))
+                decoded = pool.map(self._load, [files[i] for i in chunk])
+                by_shape: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+                for i, item in zip(chunk, decoded):
+                    if isinstance(item, str):
+                        results[i] = Prediction(str(files[i]), error=item)
+                    else:
+                        by_shape.setdefault(item.shape, []).append((i, item))
+                for group in by_shape.values():
+                    probs = self.probabilities(np.stack([image for _, image in group]))
+                    for (i, _), p in zip(group, probs):
+                        order = np.argsort(-p, kind="stable")[:top_k]
+                        results[i] = Prediction(
+                            str(files[i]), top=[(self.class_names[c], float(p[c])) for c in order])
+        return results
+
+    def _load(self, path: Path) -> np.ndarray | str:
+        """The decoded image at its stored size, or the error message."""
+        try:
+            return self._stored(decode_image(path))
+        except ImageError as error:
+            return str(error)
+
+
+def expand_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each folder replaced by the image files below it (JPEG/PNG by their
+    extension, hidden files and folders left out), sorted; other paths stay in place."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and p.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files += found or [path]  # an empty folder is reported, not dropped
+        else:
+            files.append(path)
+    return files
 
 
 def predict(checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike],
             top_k: int = 5, views: str | None = None) -> list[Prediction]:
     """Top-``top_k`` classes and probabilities for each file (averaged over ``views``, see
-    :class:`Predictor`); unreadable files get an error entry and do not stop the others."""
+    :class:`Predictor`), folders expanded to their images; unreadable files get an error
+    entry and do not stop the others."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1. Received: top_k={top_k}")
-    return Predictor(checkpoint, views).predict_files([Path(p) for p in paths], top_k)
+    return Predictor(checkpoint, views).predict_files(paths, top_k)
