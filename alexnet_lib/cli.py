@@ -4,7 +4,8 @@ Commands:
     summary   build a preset (with overrides) and print its layers and parameter count.
     train     train (or resume) a run, then evaluate it on the test set.
     evaluate  top-1/top-5, per-class accuracy and confusion of a run's model -> metrics.json.
-    predict   classes and probabilities for image files.
+    predict   classes and probabilities for image files and folders.
+    export    a TensorFlow SavedModel for serving (image bytes or pixels in, classes out).
     notebooks run the four notebooks with a parameter set through papermill.
 
 Errors: one line on stderr, ``error: <what went wrong, the value, what to do>``, and no
@@ -186,6 +187,16 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_saved_model
+
+    out = export_saved_model(args.checkpoint, args.out, views=args.views)
+    print(f"Wrote the SavedModel {out}: signatures 'serving_default'/'serve' (uint8 images "
+          f"[N, H, W, 3]) and 'serve_bytes' (encoded images [N]); load it with "
+          f"tf.saved_model.load({str(out)!r}).")
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     import papermill
 
@@ -314,6 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")
     predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser(
+        "export", help="write a TensorFlow SavedModel for serving",
+        description="Export a saved model as a TensorFlow SavedModel whose signatures take "
+                    "encoded image files or uint8 images of any size and return class names "
+                    "and probabilities, with the resizing, normalization and test-time views "
+                    "the model carries; it loads with tf.saved_model.load alone.")
+    export.add_argument("--checkpoint", required=True,
+                        help="a .keras model saved by train, or a run folder")
+    export.add_argument("--out", required=True, help="the SavedModel folder to write")
+    export.add_argument("--views", choices=tuple(VIEW_NOTES),
+                        help="test-time views to average (default: the model's)")
+    export.set_defaults(func=cmd_export)
 
     notebooks = sub.add_parser(
         "notebooks", help="run the four notebooks with a parameter set (papermill)",
