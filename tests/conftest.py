@@ -7,6 +7,13 @@ import tempfile
 # project's data/ (notebook kernels started by nbval inherit this too).
 os.environ.setdefault("ALEXNET_DATA_DIR", tempfile.mkdtemp(prefix="alexnet-test-data-"))
 
+# The suite compares runs to 1e-5 and restarts processes mid-run: it means the CPU's
+# deterministic kernels, also on a machine with a GPU (whose decisions the tests fake:
+# see test_distribute's and test_train's precision and strategy tests). Subprocesses and
+# notebook kernels inherit this. ALEXNET_TEST_GPU=1 leaves the GPUs visible.
+if os.environ.get("ALEXNET_TEST_GPU", "") in ("", "0"):
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 import alexnet_lib.quiet  # noqa: E402,F401  (TensorFlow without its start-up lines)
 import keras  # noqa: E402
 import pytest  # noqa: E402
