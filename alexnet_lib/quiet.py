@@ -18,6 +18,9 @@ import os
 import sys
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+# Set beside LOG_LEVEL_ENV when this module chose the level, so that child processes
+# (notebook kernels, workers) do not take it for the user's choice.
+CHOSEN_HERE_ENV = "ALEXNET_QUIET_LOG_LEVEL"
 
 
 @contextlib.contextmanager
@@ -40,11 +43,14 @@ def _stderr_silenced():
 
 def import_tensorflow():
     """``tensorflow``, imported quietly unless the user chose a log level (see above)."""
-    if "tensorflow" in sys.modules or os.environ.get(LOG_LEVEL_ENV, "") != "":
+    chosen_by_user = os.environ.get(LOG_LEVEL_ENV, "") != "" and (
+        os.environ.get(CHOSEN_HERE_ENV) != os.environ.get(LOG_LEVEL_ENV))
+    if "tensorflow" in sys.modules or chosen_by_user:
         import tensorflow as tf
 
         return tf
-    os.environ[LOG_LEVEL_ENV] = "2"  # TensorFlow's info and warning lines, from now on
+    # TensorFlow's info and warning lines, from now on (also in child processes).
+    os.environ[LOG_LEVEL_ENV] = os.environ[CHOSEN_HERE_ENV] = "2"
     with _stderr_silenced():
         import tensorflow as tf
 

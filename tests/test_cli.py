@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from alexnet_lib.cli import main
 
 
@@ -43,8 +45,10 @@ def test_module_entry_point_runs():
     assert "60,965,224 parameters" in result.stdout
 
 
-def _quiet_env():
-    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+def _quiet_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "ALEXNET_QUIET_LOG_LEVEL")}
+    return {**env, **extra}
 
 
 def test_help_imports_no_tensorflow():
@@ -58,10 +62,15 @@ def test_help_imports_no_tensorflow():
     assert "--precision" in result.stdout
 
 
-def test_commands_print_no_tensorflow_start_up_lines():
+@pytest.mark.parametrize("env", [
+    {},  # nothing set
+    # a child (a notebook kernel, a worker) of a process that chose the level itself
+    {"TF_CPP_MIN_LOG_LEVEL": "2", "ALEXNET_QUIET_LOG_LEVEL": "2"},
+])
+def test_commands_print_no_tensorflow_start_up_lines(env):
     """No I0000/W0000/E0000 lines (e.g. "failed call to cuInit" on a host without a GPU)."""
     result = subprocess.run([sys.executable, "-m", "alexnet_lib", "summary", "--preset", "cifar"],
-                            capture_output=True, text=True, timeout=300, env=_quiet_env())
+                            capture_output=True, text=True, timeout=300, env=_quiet_env(**env))
     assert result.returncode == 0, result.stderr
     assert "1,398,154 parameters" in result.stdout
     noise = [line for line in (result.stdout + result.stderr).splitlines()
