@@ -125,7 +125,7 @@ def injected_parameters() -> dict[str, Any]:
     shell = get_ipython()
     if shell is None:
         return {}
-    names: dict[str, str] = {}
+    names: dict[str, Any] = {}
     for source in shell.user_ns.get("In", []):
         lines = source.splitlines()
         if not lines or lines[0].strip() != "# Parameters":
@@ -160,10 +160,11 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
     from .model import PRESETS
     from .train import RECIPES
 
-    unknown = sorted(set(injected_parameters()) - set(params))
+    injected = injected_parameters()
+    unknown = sorted(set(injected) - set(params))
     if unknown:
         raise ValueError(
-            f"Bad parameter {unknown[0]}={injected_parameters()[unknown[0]]!r}: this notebook "
+            f"Bad parameter {unknown[0]}={injected[unknown[0]]!r}: this notebook "
             f"has no parameter {unknown[0]!r} (papermill only warned). Its parameters: "
             f"{', '.join(params)}.")
     out = dict(params)
@@ -281,28 +282,26 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     if "run_dir" not in values:
         raise ValueError("The parameters need a run_dir (where the run and the executed "
                          "notebooks go).")
-    declared: set[str] = set()
-    for name in notebooks:
-        if (NOTEBOOK_DIR / f"{name}.ipynb").exists():
-            declared |= set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))
-    unknown = sorted(set(values) - declared)
+    sources = [NOTEBOOK_DIR / f"{name}.ipynb" for name in notebooks]
+    for source in sources:
+        if not source.exists():
+            raise ValueError(f"No notebook {source}; choose from {list(NOTEBOOKS)}.")
+    declared = {source: set(papermill.inspect_notebook(str(source))) for source in sources}
+    known = set().union(*declared.values())
+    unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"Bad parameter {unknown[0]}={values[unknown[0]]!r}: no notebook "
-                         f"declares it. The notebooks' parameters: {', '.join(sorted(declared))}.")
+                         f"declares it. The notebooks' parameters: {', '.join(sorted(known))}.")
     checked = check_parameters(**values)  # fail before any kernel starts
     values["run_dir"] = str(checked.run_dir)
     if "data" in values:
         values["data"] = checked.data
     out_dir = checked.run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in notebooks:
-        source = NOTEBOOK_DIR / f"{name}.ipynb"
-        if not source.exists():
-            raise ValueError(f"No notebook {source}; choose from {list(NOTEBOOKS)}.")
-        declared = papermill.inspect_notebook(str(source))
+    for source in sources:
         papermill.execute_notebook(
             str(source), str(out_dir / source.name),
-            parameters={k: v for k, v in values.items() if k in declared},
+            parameters={k: v for k, v in values.items() if k in declared[source]},
             cwd=str(PROJECT_ROOT), kernel_name=kernel_name, progress_bar=False,
             log_output=log_output)
     return checked.run_dir
