@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 import yaml
 
 from .checks import check_int
 from .data.pipeline import CENTER_VIEW, Datasets, Normalization, check_views, resolve_source
 from .files import FolderLock, check_writable, write_atomic
+from .metrics import classification_metrics, predict_probabilities  # noqa: F401  (re-exported)
 from .model import MAX_IMAGE_SIZE
+from .train import TrainConfig, build_datasets
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -105,57 +105,6 @@ def model_info(model: keras.Model, path: str | Path | None = None) -> dict[str, 
     return info
 
 
-def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=None, *,
-                          keep_view: int | None = None):
-    """``(probabilities N x C, labels N)`` over a dataset of ``(images, labels)``; a dataset
-    of multi-view batches (``B x V x S x S x 3``) gives view-averaged probabilities.
-
-    Args:
-        forward: a compiled ``x -> model(x, training=False)`` to reuse across calls.
-        keep_view: also return the probabilities of this one view (``N x C``) as a third
-            element (for single-view batches, the probabilities themselves).
-    """
-    forward = forward or tf.function(lambda x: model(x, training=False))
-    probs, labels, kept = [], [], []
-    for x, y in dataset:
-        if x.shape.rank == 5:
-            views = x.shape[1]
-            flat = tf.reshape(x, [-1, *x.shape[2:]])
-            per_view = tf.reshape(forward(flat), [-1, views, model.output_shape[-1]])
-            p = tf.reduce_mean(per_view, 1)
-            if keep_view is not None:
-                kept.append(np.asarray(per_view[:, keep_view], np.float64))
-        else:
-            p = forward(x)
-            if keep_view is not None:
-                kept.append(np.asarray(p, np.float64))
-        probs.append(np.asarray(p, np.float64))
-        labels.append(y.numpy())
-    if keep_view is None:
-        return np.concatenate(probs), np.concatenate(labels)
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(kept)
-
-
-def classification_metrics(probs: np.ndarray, labels: np.ndarray,
-                           class_names: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Top-1/top-5 accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
-    num_classes = probs.shape[1]
-    top = np.argsort(-probs, axis=1)
-    k = min(5, num_classes)
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(confusion, (labels, top[:, 0]), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    return {
-        "test_top1": float((top[:, 0] == labels).mean()),
-        "test_top5": float((top[:, :k] == labels[:, None]).any(1).mean()),
-        "test_loss": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)).mean()),
-        "num_examples": int(len(labels)),
-        "per_class": {name: float(a) for name, a in zip(class_names, per_class)},
-        "confusion": confusion.tolist(),
-        "class_names": list(class_names),
-    }
-
-
 def run_config(run_dir: Path):
     """The :class:`~alexnet_lib.train.TrainConfig` a run folder was trained with.
 
@@ -163,8 +112,6 @@ def run_config(run_dir: Path):
         FileNotFoundError: when ``run_dir`` is not a run folder.
         ValueError: when its ``config.yaml`` cannot be read.
     """
-    from .train import TrainConfig
-
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if not path.is_file():
@@ -190,8 +137,6 @@ def run_datasets(run_dir: Path, data: str | None = None, **overrides) -> Dataset
     Raises:
         ValueError: when the data found is not the data the run was trained on.
     """
-    from .train import build_datasets
-
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     if data is not None:

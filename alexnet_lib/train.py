@@ -51,10 +51,11 @@ import yaml
 from .checks import check_bool, check_choice, check_float, check_int
 from .data.pipeline import (NORMALIZATIONS, VIEWS, Augment, Datasets, Normalization,
                             data_fingerprint, load_source, make_datasets, resolve_source)
-from .errors import TrainingDiverged
 from .distribute import check_devices, distribute_batches, make_strategy
+from .errors import TrainingDiverged
 from .files import FolderLock, remove_debris, remove_path, temp_name, write_atomic
 from .layers import InferenceInfo
+from .metrics import classification_metrics, predict_probabilities
 from .model import Preset, build_alexnet, get_preset
 from .paths import PROJECT_ROOT
 
@@ -823,8 +824,6 @@ class Trainer:
     # ---- evaluation
     def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout)."""
-        from .evaluate import classification_metrics, predict_probabilities
-
         probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
         metrics = classification_metrics(probs, labels, self.datasets.class_names)
         return {"loss": metrics["test_loss"], "accuracy": metrics["test_top1"]}
