@@ -23,7 +23,8 @@ KERNEL := alexnet-cifar10
 
 help:
 	@echo "make train   train the default CPU job and evaluate it (PRESET=$(PRESET) DATA=$(DATA))"
-	@echo "make test    run the test suite (creates .venv on first use)"
+	@echo "make test    run the test suite and execute the notebooks once (nbval); creates .venv"
+	@echo "make test-fast   the fast tier: no training runs, subprocesses, notebooks or real data"
 	@echo "make bench   measure training throughput (docs/benchmarks.md)"
 	@echo "make notebooks PARAMS=smoke|cpu|gpu-seed|gpu-paper   run the four notebooks (papermill)"
 	@echo "make lab     start JupyterLab with the project's kernel"
@@ -44,6 +45,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
+
+# The tests not marked slow (training runs, subprocesses), notebooks or realdata.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not notebooks and not realdata" tests
 
 notebooks: $(STAMP)
 	$(PY) -m alexnet_lib notebooks --params $(PARAMS) \

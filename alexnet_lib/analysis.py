@@ -7,23 +7,22 @@ Everything here returns plain NumPy values; :mod:`alexnet_lib.plots` draws them.
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
-import dataclasses
-import json
+# isort: split
+
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
-from .data.pipeline import (Datasets, Normalization, compute_normalization, resize_image,
-                            transform_batch)
-from .evaluate import load_model, predict_probabilities, run_datasets
-from .train import read_history
+from .checks import check_int
+from .data.datasets import Datasets
+from .data.transforms import Normalization, compute_normalization, resize_image, transform_batch
+from .layers import TowerConv2D
+from .metrics import predict_probabilities
 
 # Pixels in 0..1, unchanged: shows exactly the crops and resizing the pipeline applies.
 IDENTITY = Normalization(mode="channel", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
@@ -69,13 +68,14 @@ def model_view(images: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def take_images(images, index, size: int | None = None) -> np.ndarray:
-    """``images[index]`` as one uint8 array; a list of images of several sizes (a
-    class-folder tree) is resized to ``size`` first."""
+    """``images[index]`` as one uint8 array. A list of images of several sizes (a
+    class-folder tree) is brought to ``size x size`` (default: the side of the first image
+    taken)."""
     index = np.asarray(index, np.int64)
     if isinstance(images, np.ndarray):
         return images[index]
     if size is None:
-        raise ValueError("These images differ in size: pass size= to bring them to one.")
+        size = images[int(index.ravel()[0])].shape[0] if index.size else 1
     return np.stack([resize_image(images[i], size) for i in index.ravel()]).reshape(
         *index.shape, size, size, 3)
 
@@ -120,15 +120,14 @@ def layer_outputs(model: keras.Model, names: list[str]) -> keras.Model:
 
 def conv1_kernels(model: keras.Model) -> tuple[np.ndarray, int]:
     """conv1's kernel (``kh x kw x 3 x filters``) and the model's number of towers."""
-    from .layers import TowerConv2D
-
     inner, _ = _find_layer_model(model, "conv1")
     towers = max([layer.towers for layer in inner.layers if isinstance(layer, TowerConv2D)],
                  default=1)
     return np.asarray(inner.get_layer("conv1").get_weights()[0]), towers
 
 
-def lrn_effect(model: keras.Model, images: np.ndarray, layer: str = "lrn1") -> dict[str, np.ndarray]:
+def lrn_effect(model: keras.Model, images: np.ndarray,
+               layer: str = "lrn1") -> dict[str, np.ndarray]:
     """The input and output of an LRN layer for a batch of (already preprocessed) images,
     and the divisor ``(k + alpha * window_sum(a^2))^beta`` it applied (``before / after``
     where the input is non-zero)."""
@@ -139,70 +138,24 @@ def lrn_effect(model: keras.Model, images: np.ndarray, layer: str = "lrn1") -> d
 
 
 def time_forward(model: keras.Model, batch_size: int = 16, steps: int = 5,
-                 warmup: int = 2) -> dict[str, float]:
+                 warmup: int = 2, clock=time.perf_counter) -> dict[str, float]:
     """Inference speed: images/s and ms per batch of a compiled forward pass (dropout off)
-    on random input, after ``warmup`` calls."""
-    if batch_size < 1 or steps < 1:
-        raise ValueError(f"batch_size and steps must be >= 1. Received: batch_size={batch_size},"
-                         f" steps={steps}")
+    on random input, after ``warmup`` calls (``clock``: seconds, read before and after the
+    timed steps)."""
+    batch_size, steps = check_int("batch_size", batch_size, 1), check_int("steps", steps, 1)
     forward = tf.function(lambda x: model(x, training=False))
     x = tf.random.normal([batch_size, *model.input_shape[1:]])
     for _ in range(max(warmup, 1)):
         forward(x).numpy()
-    started = time.perf_counter()
+    started = clock()
     for _ in range(steps):
         forward(x).numpy()
-    seconds = (time.perf_counter() - started) / steps
+    seconds = (clock() - started) / steps
     return {"images_per_second": batch_size / seconds, "ms_per_batch": 1000 * seconds,
             "batch_size": batch_size}
 
 
 # ----------------------------------------------------------------------------- a finished run
-
-@dataclasses.dataclass
-class Run:
-    """A run folder read back: its configuration, history, metrics and best model."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any] | None
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "best.keras"
-
-    def model(self) -> keras.Model:
-        return load_model(self.checkpoint)
-
-    def datasets(self, **overrides) -> Datasets:
-        """The run's data, normalized as it was in training."""
-        return run_datasets(self.run_dir, **overrides)
-
-    @property
-    def figures(self) -> Path:
-        return self.run_dir / "figures"
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Read a run folder written by ``train``.
-
-    Raises:
-        FileNotFoundError: naming what is missing and the command that writes it.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(
-            f"{run_dir} is not a run folder (no config.yaml). Train into it first: "
-            f"python -m alexnet_lib train --run-dir {run_dir} (or notebook 03).")
-    if not (run_dir / "checkpoints" / "best.keras").exists():
-        raise FileNotFoundError(f"{run_dir} has no checkpoints/best.keras yet: its training "
-                                f"has not finished an epoch. Resume it with the same command.")
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-    return Run(run_dir=run_dir, config=yaml.safe_load((run_dir / "config.yaml").read_text()),
-               history=read_history(run_dir), metrics=metrics)
-
 
 def predictions(model: keras.Model, datasets: Datasets, split: str = "test"
                 ) -> dict[str, np.ndarray]:

@@ -140,3 +140,29 @@ def parse_value(text: str) -> Any:
         return yaml.safe_load(stripped)
     except yaml.YAMLError:
         return stripped
+
+
+def check_device_pair(name: str, value: Any, *, allow_none: bool = True) -> list[str] | None:
+    """Two non-empty device names, e.g. ``["/GPU:0", "/GPU:1"]`` (a text ``"a,b"`` is split
+    at the comma). Whether this machine has them is :func:`alexnet_lib.distribute.check_devices`'s
+    question."""
+    if value is None and allow_none:
+        return None
+    devices = [d.strip() for d in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(devices, (list, tuple)) or len(devices) != 2 or not all(
+            isinstance(d, str) and d.strip() for d in devices):
+        _fail(name, "two device names, e.g. ['/GPU:0', '/GPU:1'] (or /GPU:0,/GPU:1)", value)
+    return [d.strip() for d in devices]
+
+
+def check_mapping(name: str, value: Any, keys: Iterable[str] | None = None) -> dict:
+    """A mapping from field names (among ``keys``, when given) to values."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        _fail(name, "a mapping of field names to values", value)
+    if keys is not None:
+        keys = sorted(keys)
+        unknown = sorted(set(value) - set(keys))
+        if unknown:
+            raise ValueError(f"`{name}` names unknown field(s) {unknown}: choose from {keys}. "
+                             f"Received: {name}={value!r}")
+    return dict(value)

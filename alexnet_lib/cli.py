@@ -22,29 +22,31 @@ traceback (``--traceback`` or ``ALEXNET_TRACEBACK=1`` shows it). Exit status:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import os
 import sys
 
+from .checks import check_device_pair, check_int, parse_value
+from .errors import TrainingDiverged
+from .files import FolderBusy
+
 
 def _parse_overrides(items: list[str]) -> dict:
     """``--set KEY=VALUE`` items: numbers in any notation (``1e-3``), booleans, lists; each
     value is then checked against its field's type by the preset or the recipe."""
-    from .checks import parse_value
-
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE (e.g. --set towers=false). Received: {item!r}")
+            raise ValueError(f"--set expects KEY=VALUE (e.g. --set towers=false). "
+                             f"Received: {item!r}")
         overrides[key.strip().replace("-", "_")] = parse_value(value)
     return overrides
 
 
 def cmd_summary(args) -> int:
-    from .model import build_alexnet, format_layer_table, get_preset
+    from .model import build_alexnet, format_layer_table, get_preset  # lazy: keeps --help fast
 
     overrides = _parse_overrides(args.set)
     preset = get_preset(args.preset, **overrides)
@@ -60,72 +62,35 @@ def cmd_summary(args) -> int:
     return 0
 
 
-DEFAULT_RECIPE = {"cifar": "cpu", "seed": "seed", "paper": "paper"}
+def train_config_from_args(args) -> "TrainConfig":  # noqa: F821
+    """The checked ``TrainConfig`` of ``train``'s flags (the translation the notebooks share:
+    :func:`alexnet_lib.config.make_train_config`)."""
+    from .config import make_train_config  # lazy: keeps --help fast
 
-
-def _split_overrides(items: list[str]) -> tuple[dict, dict]:
-    """``--set`` values go to the preset or the recipe, by field name."""
-    from .model import Preset
-    from .train import Recipe
-
-    preset_fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
-    recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {
-        "name", "description", "preset", "dropout", "image_size"}
-    preset, recipe = {}, {}
-    for key, value in _parse_overrides(items).items():
-        if key in preset_fields:
-            preset[key] = value
-        elif key in recipe_fields:
-            recipe[key] = value
-        else:
-            raise ValueError(f"--set {key}=...: {key!r} is neither a preset field "
-                             f"({', '.join(sorted(preset_fields))}) nor a recipe field "
-                             f"({', '.join(sorted(recipe_fields))}).")
-    return preset, recipe
-
-
-def train_config_from_args(args) -> "TrainConfig":
-    from .train import RECIPES, TrainConfig
-
-    if args.recipe is not None and args.recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {args.recipe!r}: choose from {sorted(RECIPES)}.")
-    preset = args.preset or (RECIPES[args.recipe].preset if args.recipe else "cifar")
-    recipe = args.recipe or DEFAULT_RECIPE.get(preset, "cpu")
-    preset_overrides, recipe_overrides = _split_overrides(args.set)
     flags = {"epochs": ("--epochs", args.epochs), "precision": ("--precision", args.precision),
              "jit_compile": ("--xla", None if args.xla is None else args.xla == "on"),
              "batch_size": ("--batch-size", args.batch_size)}
-    for field, (flag, value) in flags.items():
-        if value is None:
-            continue
-        if field in recipe_overrides and recipe_overrides[field] != value:
-            raise ValueError(f"{flag} and --set {field}={recipe_overrides[field]!r} contradict "
-                             f"each other: give one of them.")
-        recipe_overrides[field] = value
-    config = TrainConfig(
-        preset=preset, preset_overrides=preset_overrides, recipe=recipe,
-        recipe_overrides=recipe_overrides, data=args.data, val_size=args.val_size,
+    return make_train_config(
+        preset=args.preset, recipe=args.recipe, overrides=_parse_overrides(args.set),
+        recipe_flags=flags, data=args.data, val_size=args.val_size,
         train_subset=args.train_subset, test_subset=args.test_subset, seed=args.seed,
         run_dir=args.run_dir, skip_corrupt=args.skip_corrupt,
         checkpoint_every=args.checkpoint_every, strategy=args.strategy,
         tower_devices=_tower_devices(args.towers_on))
-    return config.validate()  # fail now, not after loading the data
 
 
 def _tower_devices(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    devices = [d.strip() for d in text.split(",")]
-    if len(devices) != 2 or not all(devices):
+    try:
+        return check_device_pair("--towers-on", text)
+    except ValueError:
         raise ValueError(f"--towers-on takes two devices, e.g. --towers-on /GPU:0,/GPU:1. "
-                         f"Received: {text!r}")
-    return devices
+                         f"Received: {text!r}") from None
 
 
 def cmd_train(args) -> int:
-    from .distribute import make_strategy
-    from .evaluate import evaluate
-    from .train import Trainer
+    from .distribute import make_strategy  # lazy: keeps --help fast
+    from .evaluate import evaluate  # lazy: keeps --help fast
+    from .train import Trainer  # lazy: keeps --help fast
 
     strategy = make_strategy(args.strategy)  # first: multiworker must precede other TF work
     config = train_config_from_args(args)
@@ -161,7 +126,7 @@ def _views(args) -> str | None:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate
+    from .evaluate import evaluate  # lazy: keeps --help fast
 
     metrics = evaluate(args.run_dir, views=_views(args), checkpoint=args.checkpoint,
                        data=args.data)
@@ -172,7 +137,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict
+    from .predict import predict  # lazy: keeps --help fast
 
     results = predict(args.checkpoint, args.images, top_k=args.top_k, views=args.views)
     failed = [r for r in results if r.error]
@@ -188,7 +153,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_saved_model
+    from .export import export_saved_model  # lazy: keeps --help fast
 
     out = export_saved_model(args.checkpoint, args.out, views=args.views)
     print(f"Wrote the SavedModel {out}: signatures 'serving_default'/'serve' (uint8 images "
@@ -200,16 +165,19 @@ def cmd_export(args) -> int:
 def cmd_notebooks(args) -> int:
     import papermill
 
-    from .notebooks import run_notebooks
+    from .notebooks import run_notebooks  # lazy: keeps --help fast
 
     try:
         run_dir = run_notebooks(args.params, data=args.data, run_dir=args.run_dir,
-                                log_output=args.log_output)
+                                log_output=args.log_output, prepare_only=args.prepare_only)
     except papermill.PapermillExecutionError as error:
         print(f"error: notebook cell {error.exec_count} failed: {error.ename}: {error.evalue} "
               f"(the executed notebook up to that cell is in the run folder's notebooks/)",
               file=sys.stderr)
         return 1
+    if args.prepare_only:
+        print(f"Notebooks with their parameters (not executed): {run_dir / 'notebooks'}")
+        return 0
     print(f"Executed notebooks: {run_dir / 'notebooks'}")
     print(f"Figures: {run_dir / 'figures'}")
     return 0
@@ -217,8 +185,6 @@ def cmd_notebooks(args) -> int:
 
 def _integer(minimum: int):
     def parse(text: str) -> int:
-        from .checks import check_int
-
         try:
             return check_int("value", text, minimum)
         except ValueError:
@@ -250,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="build a preset and print its layers")
     summary.add_argument("--preset", default="cifar", help="paper, seed or cifar (default: cifar)")
     summary.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a preset field, e.g. --set towers=false --set image_size=64")
+                         help="override a preset field, e.g. --set towers=false "
+                              "--set image_size=64")
     summary.set_defaults(func=cmd_summary)
 
     train = sub.add_parser(
@@ -350,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--run-dir", help="override the set's run folder")
     notebooks.add_argument("--log-output", action="store_true",
                            help="echo the notebooks' output while they run")
+    notebooks.add_argument("--prepare-only", action="store_true",
+                           help="write the notebooks with their parameters injected, without "
+                                "executing them (to run them in JupyterLab)")
     notebooks.set_defaults(func=cmd_notebooks)
     return parser
 
@@ -373,9 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_error(error: BaseException) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an error that ended a command."""
-    from .data.cifar10 import DownloadError
-    from .errors import TrainingDiverged
-    from .files import FolderBusy
+    from .data.cifar10 import DownloadError  # lazy: keeps --help fast
 
     text = " ".join(str(error).split())
     if isinstance(error, OSError) and error.strerror:

@@ -29,7 +29,9 @@ Model parallelism:
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 import json
 import os
@@ -37,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from .model import build_alexnet
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 
@@ -53,7 +57,8 @@ def tf_config() -> dict[str, Any] | None:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error}). Received: {text[:200]!r}") from None
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}). "
+                         f"Received: {text[:200]!r}") from None
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not isinstance(task, dict):
         raise ValueError('TF_CONFIG needs {"cluster": {"worker": [...]}, "task": {"type": '
@@ -206,8 +211,6 @@ def placed_twin(preset, tower_devices: list[str], **overrides):
     """``(reference, placed)``: ``build_alexnet(preset)`` and the same network with its towers
     on ``tower_devices``, holding the same weights (for checking that placement changes where
     the work runs, not what it computes)."""
-    from .model import build_alexnet
-
     reference = build_alexnet(preset, **overrides)
     placed = build_alexnet(preset, tower_devices=tower_devices, **overrides)
     copy_weights(reference, placed)

@@ -16,7 +16,9 @@ class probabilities are averaged. Both return ``probabilities`` (``[N, C]`` floa
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 import os
 import shutil
@@ -25,9 +27,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from .data.pipeline import Normalization, transform_batch
-from .evaluate import load_model, model_info
-from .files import temp_name
+from .data.transforms import check_views, transform_batch
+from .files import move_into_place, temp_name
+from .runs import load_model, model_info
 
 
 def export_saved_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
@@ -42,17 +44,13 @@ def export_saved_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike
     Raises:
         FileNotFoundError, ValueError: for a missing or bad model, or bad ``views``.
     """
-    from .data.pipeline import check_views
-
     model = load_model(checkpoint)
-    info = model_info(model, checkpoint)
-    views = check_views(views or info.get("eval_views", "center"))
-    norm = Normalization.from_dict(info["normalization"])
-    input_size = int(info["input_size"])
-    stored = info.get("stored_size") or []
-    size = int(stored[0]) if stored else input_size
-    class_names = tf.constant(list(info["class_names"]))
-    num_classes = len(info["class_names"])
+    prep = model_info(model, checkpoint)
+    views = check_views(views or prep.eval_views)
+    norm, input_size = prep.normalization, prep.input_size
+    size = prep.stored_size[0] if prep.stored_size else input_size
+    class_names = tf.constant(list(prep.class_names))
+    num_classes = len(prep.class_names)
 
     def to_stored(images):
         """uint8 ``N x H x W x 3`` → uint8 ``N x size x size x 3`` (as ``resize_image``)."""
@@ -103,9 +101,7 @@ def export_saved_model(checkpoint: str | os.PathLike, out_dir: str | os.PathLike
     tmp = temp_name(out_dir)
     try:
         archive.write_out(str(tmp), verbose=False)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

@@ -1,7 +1,9 @@
 """Writing files so that nothing is lost or left half-written.
 
-* :func:`write_atomic` writes through a temporary file in the same folder, flushed to disk,
-  and one rename: a reader (or a crash) sees the old file or the new one, never a mix.
+* :func:`write_through` (any writer: ``model.save``, ``np.savez``) and :func:`write_atomic`
+  (text or bytes) write through a temporary file in the same folder, flushed to disk, and
+  one rename: a reader (or a crash) sees the old file or the new one, never a mix. Every
+  file the project writes goes through them.
 * Temporary names carry the writer's host and process id (:func:`temp_name`), so the next
   process can tell the debris of a crashed writer from the file a live one is still
   writing, and :func:`remove_debris` removes only the former.
@@ -20,6 +22,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 # .<name>.<host>-<pid>.tmp[.<suffix>]: see temp_name.
@@ -69,6 +72,13 @@ def remove_path(path: Path) -> None:
         pass
 
 
+def move_into_place(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, replacing a file or folder already there."""
+    if os.path.lexists(target):
+        remove_path(Path(target))
+    os.replace(source, target)
+
+
 def remove_debris(folder: Path) -> list[Path]:
     """Remove the temporary files and folders that crashed writers left in ``folder`` (not
     below it). Returns what was removed; a folder that cannot be listed is left alone."""
@@ -87,19 +97,29 @@ def remove_debris(folder: Path) -> list[Path]:
     return removed
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``path`` through a temporary file and one rename: readers see old or new."""
+def write_through(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """Create ``path`` by ``write(temporary path)``, flushed to disk, then one rename: a
+    reader (or a crash) sees the old file or the new one, never a mix. ``suffix`` ends
+    the temporary name for writers that need it (``model.save`` wants ``.keras``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
+    tmp = temp_name(path, suffix)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(text.encode() if isinstance(text, str) else text)
-            handle.flush()
+        write(tmp)
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``path`` through a temporary file and one rename: readers see old or new."""
+    data = text.encode() if isinstance(text, str) else text
+    write_through(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def check_writable(folder: Path, what: str) -> None:

@@ -1,4 +1,5 @@
-"""The two layers AlexNet needs that Keras does not ship in a usable form.
+"""The layers AlexNet needs that Keras does not ship in a usable form, and the one that
+carries a saved model's preprocessing.
 
 * :class:`LocalResponseNormalization` -- the paper's section 3.3 brightness
   normalization, always computed in float32 (TensorFlow has no bfloat16 LRN kernel
@@ -9,26 +10,29 @@
   convolution per tower and a concatenation, which trains faster on CPU than both the
   ungrouped convolution (fewer FLOPs) and Keras ``Conv2D(groups=2)`` (which always
   goes through XLA on the TensorFlow backend and is 2-3x slower there).
+* :class:`TowerMaxPooling2D` -- max-pooling of each tower's channels, which can run on
+  that tower's device.
+* :class:`InferenceInfo` -- an identity layer holding the class names, sizes,
+  normalization and views that inference needs (see
+  :class:`alexnet_lib.data.transforms.Preprocessing`).
 
-Both layers are registered Keras serializables, so a model using them saves to
+Every layer is a registered Keras serializable, so a model using them saves to
 ``.keras`` and loads back with ``safe_mode=True``.
 """
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from .checks import check_int
+
 PACKAGE = "alexnet_lib"
-
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
-    return value
 
 
 def _fresh_initializer(initializer, offset: int):
@@ -124,9 +128,10 @@ class LocalResponseNormalization(keras.layers.Layer):
     def __init__(self, k=2.0, n=5, alpha=1e-4, beta=0.75, groups=1, devices=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        _check_positive_int("n", n)
+        n = check_int("n", n, 1)
         if n % 2 == 0:
-            raise ValueError(f"`n` must be odd so the window is centred on a channel. Received: n={n}")
+            raise ValueError(f"`n` must be odd so the window is centred on a channel. "
+                             f"Received: n={n}")
         for name, value in (("k", k), ("alpha", alpha), ("beta", beta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
@@ -134,7 +139,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.n = int(n)
         self.alpha = float(alpha)
         self.beta = float(beta)
-        self.groups = _check_positive_int("groups", groups)
+        self.groups = check_int("groups", groups, 1)
         self.devices = _check_devices(devices, self.groups, "devices")
 
     def build(self, input_shape):
@@ -218,8 +223,8 @@ class TowerConv2D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.split_input = bool(split_input)
-        self.towers = _check_positive_int("towers", towers)
-        self.filters = _check_positive_int("filters", filters)
+        self.towers = check_int("towers", towers, 1)
+        self.filters = check_int("filters", filters, 1)
         if filters % towers:
             raise ValueError(
                 f"`filters` must be divisible by towers={towers}. Received: filters={filters}"
@@ -266,7 +271,8 @@ class TowerConv2D(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        parts = tf.split(inputs, self.towers, axis=-1) if self.split_input else [inputs] * self.towers
+        parts = (tf.split(inputs, self.towers, axis=-1) if self.split_input
+                 else [inputs] * self.towers)
         outputs = []
         for t, (conv, part) in enumerate(zip(self.convs, parts)):
             if self.tower_devices is None:
@@ -315,7 +321,7 @@ class TowerMaxPooling2D(keras.layers.Layer):
         super().__init__(**kwargs)
         self.pool_size = pool_size
         self.strides = strides
-        self.towers = _check_positive_int("towers", towers)
+        self.towers = check_int("towers", towers, 1)
         self.tower_devices = _check_devices(tower_devices, self.towers)
         self.pool = keras.layers.MaxPooling2D(pool_size, strides=strides, dtype=self.dtype_policy,
                                               name=f"{self.name}_max")

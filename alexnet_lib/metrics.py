@@ -6,7 +6,9 @@ Accuracy is counted over every example (not a mean of per-batch means). Used by 
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 from typing import Any
 

@@ -11,14 +11,16 @@ ablations (no LRN, non-overlapping pooling, tanh, one tower) are parameters, not
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 import dataclasses
 from typing import Any
 
 import keras
 
-from .checks import check_bool, check_choice, check_float, check_int
+from .checks import check_bool, check_choice, check_device_pair, check_float, check_int
 from .layers import LocalResponseNormalization, TowerConv2D, TowerMaxPooling2D
 
 POOLS = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
@@ -316,11 +318,7 @@ def build_alexnet(preset: str | Preset = "paper", *, tower_devices: list[str] | 
         if not p.towers:
             raise ValueError("tower_devices places the two towers: it needs towers=True. "
                              f"Received: towers=False, tower_devices={tower_devices!r}")
-        if (not isinstance(tower_devices, (list, tuple)) or len(tower_devices) != 2
-                or not all(isinstance(d, str) and d for d in tower_devices)):
-            raise ValueError("tower_devices must name two devices, e.g. ['/GPU:0', '/GPU:1']. "
-                             f"Received: tower_devices={tower_devices!r}")
-        tower_devices = list(tower_devices)
+        tower_devices = check_device_pair("tower_devices", tower_devices)
 
     def conv(name, filters, kernel, strides=1, padding="same"):
         kwargs = dict(
@@ -434,3 +432,18 @@ def compare_with_paper(model: keras.Model) -> list[dict[str, Any]]:
             "paper_params": paper_params,
         })
     return rows
+
+
+def format_paper_comparison(model: keras.Model) -> str:
+    """:func:`compare_with_paper` as aligned plain text, with both totals (the paper's is
+    the sum of :data:`PAPER_LAYERS`: 60,965,224)."""
+    lines = [f"{'layer':12s} {'this model':>14s} {'params':>12s}   {'paper':>14s} {'params':>12s}"]
+    for row in compare_with_paper(model):
+        shape = "x".join(map(str, row["output_shape"]))
+        paper_shape = "x".join(map(str, row["paper_output_shape"]))
+        lines.append(f"{row['layer']:12s} {shape:>14s} {row['params']:>12,d}   "
+                     f"{paper_shape:>14s} {row['paper_params']:>12,d}")
+    paper_total = sum(params for _, params in PAPER_LAYERS.values())
+    lines.append(f"{'total':12s} {'':>14s} {model.count_params():>12,d}   {'':>14s} "
+                 f"{paper_total:>12,d}")
+    return "\n".join(lines)

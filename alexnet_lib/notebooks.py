@@ -17,20 +17,19 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from .paths import PROJECT_ROOT, data_dir, shared_cifar10_jpeg
+from .checks import check_bool, check_choice, check_int, check_mapping
+from .config import RECIPES, TrainConfig, make_train_config
+from .data.transforms import check_views
+from .distribute import STRATEGIES
+from .model import PRESETS
+from .paths import PROJECT_ROOT, data_dir, project_path, shared_cifar10_jpeg
+from .runs import RunFolder
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
 NOTEBOOKS = ("01_data_exploration", "02_model_building", "03_training", "04_results")
 TINY_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck")
-
-
-def project_path(path: str | os.PathLike) -> Path:
-    """``path`` itself when absolute, else relative to the project root (notebooks run
-    from ``notebooks/`` under Jupyter but from the root under papermill)."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 # ----------------------------------------------------------------------------- data
@@ -58,7 +57,8 @@ def make_tiny_dataset(root: str | os.PathLike, train_per_class: int = 200,
                 angle = np.pi * label / len(TINY_CLASSES)
                 stripes = 30 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 0.8)
                 for i in range(n):
-                    pixels = palette[label] + stripes[..., None] + rng.normal(0, 90, (size, size, 3))
+                    noise = rng.normal(0, 90, (size, size, 3))
+                    pixels = palette[label] + stripes[..., None] + noise
                     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
                         folder / f"{i:04d}.png")
         try:
@@ -98,21 +98,6 @@ def resolve_data(data: str) -> str:
 
 # ----------------------------------------------------------------------------- parameters
 
-def _positive_int(name, value, allow_none=False, minimum=1):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        hint = " (or None for the default)" if allow_none else ""
-        raise ValueError(f"Bad parameter {name}={value!r}: must be an integer >= {minimum}{hint}.")
-    return value
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"Bad parameter {name}={value!r}: choose one of {sorted(choices)}.")
-    return value
-
-
 def injected_parameters() -> dict[str, Any]:
     """``{name: value}`` of the parameters papermill injected into the running
     notebook (its ``# Parameters`` cell, read from the kernel's input history); empty
@@ -146,20 +131,37 @@ def injected_parameters() -> dict[str, Any]:
     return names
 
 
+# Each known parameter and its check (value -> checked value); any other integer is
+# checked to be positive.
+_CHECKS = {
+    "preset": lambda name, value: check_choice(name, value, PRESETS),
+    "recipe": lambda name, value: check_choice(name, value, RECIPES),
+    "epochs": lambda name, value: check_int(name, value, 1, allow_none=True),
+    "batch_size": lambda name, value: check_int(name, value, 1, allow_none=True),
+    "train_subset": lambda name, value: check_int(name, value, 1, allow_none=True),
+    "test_subset": lambda name, value: check_int(name, value, 1, allow_none=True),
+    "val_size": lambda name, value: check_int(name, value, 0),
+    "seed": lambda name, value: check_int(name, value, 0),
+    "strategy": lambda name, value: check_choice(name, value, STRATEGIES),
+    "views": lambda name, value: None if value is None else check_views(value, name),
+    "towers": check_bool,
+    "lrn": check_bool,
+    "overrides": lambda name, value: check_mapping(name, value),
+}
+
+
 def check_parameters(**params: Any) -> types.SimpleNamespace:
     """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
 
     Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
-    ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``; any
-    other integer is checked to be positive. Returns the values as attributes (``data``
-    resolved, ``run_dir`` and ``figures`` as paths under the project).
+    ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``,
+    ``towers``, ``lrn``, ``overrides``; any other integer is checked to be positive. Returns
+    the values as attributes (``data`` resolved, ``run_dir`` and ``figures`` as paths; a
+    relative ``run_dir`` is under the project, ``runs/...`` under the runs folder).
 
     Raises:
         ValueError: one message naming the bad parameter, its value and what is valid.
     """
-    from .model import PRESETS
-    from .train import RECIPES
-
     injected = injected_parameters()
     unknown = sorted(set(injected) - set(params))
     if unknown:
@@ -169,52 +171,42 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
             f"{', '.join(params)}.")
     out = dict(params)
     for name, value in params.items():
-        if name == "preset":
-            _choice(name, value, PRESETS)
-        elif name == "recipe":
-            _choice(name, value, RECIPES)
-        elif name in ("epochs", "batch_size", "train_subset", "test_subset"):
-            _positive_int(name, value, allow_none=True)
-        elif name == "strategy":
-            from .distribute import STRATEGIES
-
-            _choice(name, value, STRATEGIES)
-        elif name == "views":
-            if value is not None:
-                from .data.pipeline import VIEWS
-
-                _choice(name, value, VIEWS)
-        elif name in ("val_size", "seed"):
-            _positive_int(name, value, minimum=0)
-        elif name in ("towers", "lrn"):
-            if not isinstance(value, bool):
-                raise ValueError(f"Bad parameter {name}={value!r}: must be True or False.")
-        elif name == "run_dir":
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"Bad parameter run_dir={value!r}: give a folder path "
-                                 f"(relative paths are from the project root).")
-            out["run_dir"] = project_path(value)
-            out["figures"] = out["run_dir"] / "figures"
-        elif name == "data":
-            if not isinstance(value, str):
-                raise ValueError(f"Bad parameter data={value!r}: give 'auto', 'cifar10' or a path.")
-            out["data"] = resolve_data(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            _positive_int(name, value)
+        try:
+            if name in _CHECKS:
+                out[name] = _CHECKS[name](name, value)
+            elif name == "run_dir":
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"`run_dir` must be a folder path (relative paths are "
+                                     f"from the project root). Received: run_dir={value!r}")
+                out["run_dir"] = project_path(value)
+                out["figures"] = RunFolder(out["run_dir"]).figures
+            elif name == "data":
+                if not isinstance(value, str):
+                    raise ValueError(f"`data` must be 'auto', 'cifar10' or a path. "
+                                     f"Received: data={value!r}")
+                out["data"] = resolve_data(value)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                out[name] = check_int(name, value, 1)
+        except ValueError as error:
+            raise ValueError(f"Bad parameter {name}={value!r}: {error}") from None
     return types.SimpleNamespace(**out)
 
 
-def train_config(p: types.SimpleNamespace):
-    """The :class:`~alexnet_lib.train.TrainConfig` of notebook 03's checked parameters
-    (``epochs``/``batch_size`` of ``None`` keep the recipe's)."""
-    from .train import TrainConfig
+def train_config(p: types.SimpleNamespace) -> TrainConfig:
+    """The :class:`~alexnet_lib.config.TrainConfig` of notebook 03's checked parameters,
+    translated as the CLI translates its flags (:func:`~alexnet_lib.config.make_train_config`):
+    ``overrides`` are preset and recipe fields by name (as ``--set``), ``epochs`` and
+    ``batch_size`` of ``None`` keep the recipe's.
 
-    overrides = {k: getattr(p, k) for k in ("epochs", "batch_size")
-                 if getattr(p, k, None) is not None}
-    return TrainConfig(preset=p.preset, recipe=p.recipe, recipe_overrides=overrides,
-                       data=p.data, val_size=p.val_size, train_subset=p.train_subset,
-                       test_subset=p.test_subset, seed=p.seed, run_dir=str(p.run_dir),
-                       strategy=getattr(p, "strategy", "auto"))
+    Raises:
+        ValueError: naming the bad parameter.
+    """
+    flags = {field: (field, getattr(p, field, None)) for field in ("epochs", "batch_size")}
+    return make_train_config(
+        preset=p.preset, recipe=p.recipe, overrides=getattr(p, "overrides", None) or {},
+        recipe_flags=flags, overrides_name="overrides", data=p.data, val_size=p.val_size,
+        train_subset=p.train_subset, test_subset=p.test_subset, seed=p.seed,
+        run_dir=str(p.run_dir), strategy=getattr(p, "strategy", "auto"))
 
 
 # ----------------------------------------------------------------------------- live curves
@@ -230,7 +222,7 @@ class LiveCurves:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        from .plots import plot_curves
+        from .plots import plot_curves  # lazy: matplotlib only once curves are drawn
 
         fig = plot_curves(history)
         if self._handle is None:
@@ -254,7 +246,8 @@ def load_params(name: str) -> dict[str, Any]:
 
 def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
                   run_dir: str | None = None, notebooks: Sequence[str] = NOTEBOOKS,
-                  kernel_name: str = "python3", log_output: bool = False) -> Path:
+                  kernel_name: str = "python3", log_output: bool = False,
+                  prepare_only: bool = False) -> Path:
     """Execute the notebooks in order with papermill, each given the parameters it
     declares, and write the executed copies to ``<run_dir>/notebooks/``.
 
@@ -263,6 +256,7 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
             a dict of parameters.
         data, run_dir: override the set's ``data`` and ``run_dir``.
         notebooks: which notebooks (names without ``.ipynb``), in order.
+        prepare_only: write the notebooks with their parameters injected, unexecuted.
 
     Returns:
         The run folder.
@@ -296,12 +290,12 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     values["run_dir"] = str(checked.run_dir)
     if "data" in values:
         values["data"] = checked.data
-    out_dir = checked.run_dir / "notebooks"
+    out_dir = RunFolder(checked.run_dir).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     for source in sources:
         papermill.execute_notebook(
             str(source), str(out_dir / source.name),
             parameters={k: v for k, v in values.items() if k in declared[source]},
             cwd=str(PROJECT_ROOT), kernel_name=kernel_name, progress_bar=False,
-            log_output=log_output)
+            log_output=log_output, prepare_only=prepare_only)
     return checked.run_dir

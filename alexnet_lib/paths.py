@@ -22,3 +22,25 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 def shared_cifar10_jpeg() -> Path:
     """The CIFAR-10 JPEG class-folder copy kept beside the project (``../shared/datasets``)."""
     return PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"
+
+
+RUNS_ENV = "ALEXNET_RUNS_DIR"
+
+
+def runs_dir() -> Path:
+    """Where run folders go by default: ``$ALEXNET_RUNS_DIR``, else ``<project>/runs``."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser().resolve()
+    return PROJECT_ROOT / "runs"
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` itself when absolute, else relative to the project root (notebooks run
+    from ``notebooks/`` under Jupyter but from the root under papermill); a relative path
+    that starts with ``runs/`` is under :func:`runs_dir`."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    if path.parts and path.parts[0] == "runs":
+        return runs_dir().joinpath(*path.parts[1:])
+    return PROJECT_ROOT / path

@@ -27,7 +27,8 @@ def plot_history(history: Sequence[dict], metric: str = "accuracy", ax=None):
     fig, ax = _axes(ax, figsize=(5, 3.5))
     epochs = [r["epoch"] + 1 for r in history]
     ax.plot(epochs, [r[metric] for r in history], "o-", label=f"training {metric}")
-    val = [(e, r[f"val_{metric}"]) for e, r in zip(epochs, history) if r.get(f"val_{metric}") is not None]
+    val = [(e, r[f"val_{metric}"]) for e, r in zip(epochs, history)
+           if r.get(f"val_{metric}") is not None]
     if val:
         ax.plot(*zip(*val), "s-", label=f"validation {metric}")
     ax.set_xlabel("epoch")
@@ -104,7 +105,8 @@ def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None):
     """
     kernel = np.asarray(kernel)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
-        raise ValueError(f"Expected a conv1 kernel of shape (kh, kw, 3, filters). Received: {kernel.shape}")
+        raise ValueError(f"Expected a conv1 kernel of shape (kh, kw, 3, filters). "
+                         f"Received: {kernel.shape}")
     filters = kernel.shape[3]
     per_tower = filters // towers
     columns = min(16, per_tower)
@@ -203,7 +205,10 @@ def plot_model_view(stored: np.ndarray, viewed: np.ndarray, titles: Sequence[str
 
 def _architecture_rows(model) -> list[tuple[str, str, bool]]:
     """``(name, text, per_tower)`` for the layers of an AlexNet model, input to output."""
-    from .layers import LocalResponseNormalization, TowerConv2D
+    from .layers import (  # lazy: TensorFlow only to draw a model
+        LocalResponseNormalization,
+        TowerConv2D,
+    )
 
     towers = any(isinstance(layer, TowerConv2D) for layer in model.layers)
     rows = []

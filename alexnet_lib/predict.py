@@ -13,7 +13,9 @@ the image files below it.
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
 
 import dataclasses
 import os
@@ -26,8 +28,8 @@ import tensorflow as tf
 
 from .checks import check_int
 from .data.folders import IMAGE_EXTENSIONS, ImageError, decode_image
-from .data.pipeline import Normalization, check_views, resize_image, transform_batch
-from .evaluate import load_model, model_info
+from .data.transforms import check_views, transform_batch
+from .runs import load_model, model_info
 
 
 @dataclasses.dataclass
@@ -58,13 +60,9 @@ class Predictor:
     def __init__(self, checkpoint: str | os.PathLike, views: str | None = None, *,
                  batch_size: int = 256, workers: int | None = None):
         self.model = load_model(checkpoint)
-        info = model_info(self.model, checkpoint)
-        self.views = check_views(views or info.get("eval_views", "center"))
-        self.class_names = list(info["class_names"])
-        self.input_size = int(info["input_size"])
-        stored = info.get("stored_size") or []
-        self.stored_size = int(stored[0]) if stored else None
-        self.normalization = Normalization.from_dict(info["normalization"])
+        self.preprocessing = model_info(self.model, checkpoint)
+        self.views = check_views(views or self.preprocessing.eval_views)
+        self.class_names = list(self.preprocessing.class_names)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.workers = workers or os.cpu_count() or 1
         # One compiled forward pass; a shorter last batch traces once more, not per call.
@@ -73,16 +71,13 @@ class Predictor:
 
     def preprocess(self, image: np.ndarray):
         """uint8 ``H x W x 3`` → the model's input batch: one image, or its views."""
-        batch = self._inputs(self._stored(image)[None])
+        batch = self._inputs(self.preprocessing.to_stored(image)[None])
         return batch[0] if self.views != "center" else batch
-
-    def _stored(self, image: np.ndarray) -> np.ndarray:
-        """The image at the size the training images were stored at (as evaluation saw them)."""
-        return resize_image(image, self.stored_size) if self.stored_size else image
 
     def _inputs(self, images: np.ndarray):
         """uint8 ``B x H x W x 3`` (one size) → ``B x S x S x 3`` or ``B x V x S x S x 3``."""
-        return transform_batch(images, self.normalization, self.input_size, views=self.views)
+        prep = self.preprocessing
+        return transform_batch(images, prep.normalization, prep.input_size, views=self.views)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (averaged over the views) of a uint8 batch of one size."""
@@ -125,7 +120,7 @@ class Predictor:
     def _load(self, path: Path) -> np.ndarray | str:
         """The decoded image at its stored size, or the error message."""
         try:
-            return self._stored(decode_image(path))
+            return self.preprocessing.to_stored(decode_image(path))
         except ImageError as error:
             return str(error)
 
@@ -150,6 +145,5 @@ def predict(checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike],
     """Top-``top_k`` classes and probabilities for each file (averaged over ``views``, see
     :class:`Predictor`), folders expanded to their images; unreadable files get an error
     entry and do not stop the others."""
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1. Received: top_k={top_k}")
+    top_k = check_int("top_k", top_k, 1)
     return Predictor(checkpoint, views).predict_files(paths, top_k)

@@ -1,9 +1,10 @@
-"""Recipes, the training loop, crash-safe checkpoints and run folders.
+"""The training loop: one crash-safe, resumable loop for every strategy.
 
 One loop serves every case: a ``tf.function`` train step run by ``strategy.run`` under the
 default strategy, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy`` (Keras 3
 ``model.fit`` fails under the last one in TF 2.21). Loss, accuracy, progress, history and
-checkpoints belong to the loop.
+checkpoints belong to the loop; the configuration is :mod:`alexnet_lib.config`'s, the files
+it writes are laid out by :mod:`alexnet_lib.runs`.
 
 Crash safety: the resume state (model, optimizer with its step counter, epoch, step within
 the epoch, the plateau schedule's state, the best validation accuracy) is a
@@ -15,25 +16,18 @@ uninterrupted run would have seen, and ends after the same number of optimizer s
 The ``.keras`` models for inference (``best.keras``, ``last.keras``) and every text file of
 the run folder are written to a temporary name and renamed into place.
 
-Run folder::
-
-    <run_dir>/config.yaml         the resolved configuration (rerun with train --config)
-    <run_dir>/history.csv         epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds
-    <run_dir>/checkpoints/        ckpt-* (resume) + best.keras, last.keras (inference)
-    <run_dir>/tensorboard/        scalars per epoch
-    <run_dir>/metrics.json        written by evaluate()
+Divergence is caught where it starts: every step checks the loss, the gradients and, after
+the update, every weight and optimizer slot, and nothing is saved once any was non-finite.
 """
 
 from __future__ import annotations
 
-from . import quiet  # noqa: F401, I001  (first: hides TensorFlow's start-up lines)
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
-import csv
+# isort: split
+
 import dataclasses
-import io
-import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -46,449 +40,17 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
-from .checks import check_bool, check_choice, check_float, check_int
-from .data.pipeline import (NORMALIZATIONS, VIEWS, Augment, Datasets, Normalization,
-                            data_fingerprint, load_source, make_datasets, resolve_source)
+from .config import Recipe, TrainConfig
+from .data.datasets import Datasets, resolve_source
 from .distribute import check_devices, distribute_batches, make_strategy
+from .distribute import is_chief as chief_from_tf_config
 from .errors import TrainingDiverged
-from .files import FolderLock, remove_debris, remove_path, temp_name, write_atomic
-from .layers import InferenceInfo
+from .files import FolderLock, remove_debris, remove_path
 from .metrics import classification_metrics, predict_probabilities
-from .model import Preset, build_alexnet, get_preset
-from .paths import PROJECT_ROOT
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "plateau", "onecycle", "cosine")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-
-
-# CPU flags of native bfloat16 arithmetic (AVX512-BF16, Intel AMX); see choose_precision.
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags as Linux lists them (empty where there is no such file)."""
-    try:
-        with open(cpuinfo) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def choose_precision(precision: str, *, gpus: int, flags: frozenset[str] | set[str],
-                     measure: Callable[[], float] | None = None) -> tuple[str, str]:
-    """``(precision, reason)``: ``auto`` decided by the devices and the CPU.
-
-    * A GPU: ``mixed_bfloat16`` (tensor cores, no loss scaling).
-    * A CPU without bfloat16 arithmetic (neither ``avx512_bf16`` nor ``amx_bf16`` among its
-      flags): ``float32``; bfloat16 is emulated there, 10x slower.
-    * A CPU with it: measured, because the flag does not settle it (docs/benchmarks.md:
-      1.54x float32's speed on an AMD EPYC with ``avx512_bf16``, 0.63x on an Intel Xeon
-      with ``avx512_bf16`` and no AMX). ``measure()`` returns bfloat16's speed as a multiple
-      of float32's; ``mixed_bfloat16`` is chosen when it is at least 1.1.
-
-    Other values are returned as they are.
-    """
-    if precision != "auto":
-        return precision, "asked for"
-    if gpus:
-        return "mixed_bfloat16", f"auto: {gpus} GPU(s), bfloat16 on tensor cores"
-    native = [flag for flag in BF16_CPU_FLAGS if flag in flags]
-    if not native:
-        return "float32", ("auto: the CPU has no bfloat16 arithmetic (neither "
-                           f"{' nor '.join(BF16_CPU_FLAGS)}), where bfloat16 is 10x slower")
-    speedup = measure() if measure is not None else None
-    if speedup is None:
-        return "float32", f"auto: the CPU has {', '.join(native)}, but bfloat16 was not measured"
-    chosen = "mixed_bfloat16" if speedup >= BF16_MIN_SPEEDUP else "float32"
-    return chosen, (f"auto: the CPU has {', '.join(native)}; bfloat16 measured at {speedup:.2f}x "
-                    f"float32's training speed on this host")
-
-
-# bfloat16 must train at least this much faster than float32 to be chosen by `auto`.
-BF16_MIN_SPEEDUP = 1.1
-
-
-def resolve_precision(precision: str, preset: Preset | str = "cifar") -> str:
-    """The precision ``precision`` means on this machine (:func:`precision_decision`)."""
-    return precision_decision(precision, preset)[0]
-
-
-def precision_decision(precision: str, preset: Preset | str = "cifar") -> tuple[str, str]:
-    """:func:`choose_precision` for this machine's GPUs and CPU, measuring ``preset``'s
-    training step in both precisions when the CPU has bfloat16 arithmetic (once per host,
-    preset and TensorFlow version: the result is kept in the data folder's cache)."""
-    preset = get_preset(preset) if isinstance(preset, str) else preset
-    return choose_precision(precision, gpus=len(tf.config.list_logical_devices("GPU")),
-                            flags=cpu_flags(), measure=lambda: bfloat16_speedup(preset))
-
-
-def bfloat16_speedup(preset: Preset, *, batch_size: int = 32, steps: int = 4) -> float:
-    """``mixed_bfloat16``'s training speed as a multiple of ``float32``'s for ``preset`` on
-    this host: a few SGD steps on one resident random batch in each policy (best of two
-    rounds). Cached in ``<data dir>/cache/precision.json``."""
-    from .paths import data_dir
-
-    cache = data_dir() / "cache" / "precision.json"
-    key = "|".join([_cpu_model(), ",".join(sorted(set(BF16_CPU_FLAGS) & cpu_flags())),
-                    tf.__version__, preset.name, str(preset.image_size), str(preset.towers)])
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), (int, float)):
-        return float(known[key])
-    rates = {}
-    policy = keras.config.dtype_policy()
-    try:
-        for name in ("float32", "mixed_bfloat16"):
-            keras.config.set_dtype_policy(name)
-            model = build_alexnet(preset)
-            model.compile(optimizer=keras.optimizers.SGD(0.001),
-                          loss="sparse_categorical_crossentropy")
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal((batch_size, *model.input_shape[1:]), dtype=np.float32)
-            y = rng.integers(0, preset.num_classes, batch_size)
-            model.train_on_batch(x, y)  # build and trace
-            best = 0.0
-            for _ in range(2):
-                started = time.perf_counter()
-                for _ in range(steps):
-                    model.train_on_batch(x, y)
-                best = max(best, steps * batch_size / (time.perf_counter() - started))
-            rates[name] = best
-    finally:
-        keras.config.set_dtype_policy(policy)
-    speedup = round(rates["mixed_bfloat16"] / rates["float32"], 3)
-    if isinstance(known, dict):
-        known[key] = speedup
-        try:
-            write_atomic(cache, json.dumps(known, indent=1))
-        except OSError:
-            pass  # a cache that cannot be written only costs the measurement next time
-    return speedup
-
-
-def _cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    try:
-        with open(cpuinfo) as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-
-
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """How to train: optimizer, schedule, batch size, epochs, augmentation, precision.
-
-    Attributes:
-        name: the recipe's name.
-        description: one line on where it comes from.
-        preset: the preset it is meant for (``train`` uses it when no preset is given).
-        optimizer: ``sgd`` (with ``momentum``, ``nesterov``), ``adam`` or ``adamw``.
-        learning_rate: the base (``constant``, ``plateau``) or peak (``onecycle``,
-            ``cosine``) learning rate.
-        weight_decay: the paper's L2 weight decay, added to the gradient of every
-            kernel before the optimizer (for ``adamw``: decoupled decay).
-        schedule: ``constant``; ``plateau`` (divide by ``plateau_factor`` when validation
-            accuracy has not improved for ``plateau_patience`` epochs, as the paper did by
-            hand); ``onecycle`` (linear warm-up over ``warmup_epochs``, then linear decay to
-            zero); ``cosine`` (warm-up, then cosine decay to zero).
-        label_smoothing: mass moved from the true class to the others.
-        augment: training augmentation (see ``Augment.from_value``).
-        precision: ``auto`` (see :func:`resolve_precision`), ``float32``, ``mixed_bfloat16``
-            or ``mixed_float16`` (with loss scaling).
-        jit_compile: compile the train step with XLA.
-        normalization: ``channel`` (mean/std per channel) or ``mean_image`` (the paper's).
-        resize_in_model: for upsampled inputs, move stored-size images and resize in the
-            model's first layer instead of in the data pipeline.
-        dropout: the dropout rate of fc6/fc7 for this recipe (``None``: the preset's, 0.5);
-            a ``--set dropout=...`` on the command line still wins.
-        image_size: the input size this recipe trains at (``None``: the preset's); e.g. 24
-            crops of CIFAR's 32x32 images. ``--set image_size=...`` still wins.
-        eval_views: the test-time views of the evaluation after training: ``center``,
-            ``flip`` (each image and its mirror image, probabilities averaged) or ``tta``
-            (the paper's 10 views). ``evaluate --views`` picks others later.
-    """
-
-    name: str
-    description: str
-    preset: str
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: int = 10
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    plateau_factor: float = 0.1
-    plateau_patience: int = 2
-    min_learning_rate: float = 1e-6
-    label_smoothing: float = 0.0
-    augment: str = "crop,flip"
-    precision: str = "auto"
-    jit_compile: bool = False
-    normalization: str = "channel"
-    resize_in_model: bool = False
-    dropout: float | None = None
-    image_size: int | None = None
-    eval_views: str = "center"
-
-    def replace(self, **overrides) -> "Recipe":
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"Unknown recipe field(s) {unknown}: choose from {sorted(names)}.")
-        return dataclasses.replace(self, **overrides).validate()
-
-    def validate(self) -> "Recipe":
-        """Check every field; return the recipe with its values in their proper types
-        (``1`` -> ``1.0`` for a rate, ``"1e-3"`` -> ``0.001``), or raise one ``ValueError``
-        naming the recipe, the field and the value received."""
-        try:
-            values = dict(
-                optimizer=check_choice("optimizer", self.optimizer, OPTIMIZERS),
-                learning_rate=check_float("learning_rate", self.learning_rate, 0.0, min_open=True),
-                momentum=check_float("momentum", self.momentum, 0.0, 1.0, max_open=True),
-                nesterov=check_bool("nesterov", self.nesterov),
-                weight_decay=check_float("weight_decay", self.weight_decay, 0.0),
-                batch_size=check_int("batch_size", self.batch_size, 1),
-                epochs=check_int("epochs", self.epochs, 1),
-                schedule=check_choice("schedule", self.schedule, SCHEDULES),
-                plateau_factor=check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
-                                           min_open=True, max_open=True),
-                plateau_patience=check_int("plateau_patience", self.plateau_patience, 1),
-                min_learning_rate=check_float("min_learning_rate", self.min_learning_rate, 0.0),
-                label_smoothing=check_float("label_smoothing", self.label_smoothing, 0.0, 1.0,
-                                            max_open=True),
-                precision=check_choice("precision", self.precision, PRECISIONS),
-                jit_compile=check_bool("jit_compile", self.jit_compile),
-                normalization=check_choice("normalization", self.normalization, NORMALIZATIONS),
-                resize_in_model=check_bool("resize_in_model", self.resize_in_model),
-                dropout=check_float("dropout", self.dropout, 0.0, 1.0, max_open=True,
-                                    allow_none=True),
-                image_size=check_int("image_size", self.image_size, 1, allow_none=True),
-                eval_views=check_choice("eval_views", self.eval_views, VIEWS),
-            )
-            values["warmup_epochs"] = check_float("warmup_epochs", self.warmup_epochs, 0.0,
-                                                  float(values["epochs"]))
-            Augment.from_value(self.augment)
-        except ValueError as error:
-            raise ValueError(f"Recipe {self.name!r}: {error}") from None
-        return dataclasses.replace(self, **values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-RECIPES: dict[str, Recipe] = {
-    "seed": Recipe(
-        name="seed",
-        description="The seed's CIFAR-10 experiment: Adam, lr 5e-5, batch 64, 18 epochs, "
-                    "images upsampled to the model's input, no augmentation.",
-        preset="seed", optimizer="adam", learning_rate=5e-5, batch_size=64, epochs=18,
-        schedule="constant", augment="none"),
-    "paper": Recipe(
-        name="paper",
-        description="The paper's (Section 5): SGD, momentum 0.9, weight decay 5e-4, batch 128, "
-                    "lr 0.01 divided by 10 when validation accuracy stops improving; random "
-                    "crops, flips and PCA colour jitter; the mean image subtracted.",
-        preset="paper", optimizer="sgd", learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
-        batch_size=128, epochs=90, schedule="plateau", plateau_factor=0.1, plateau_patience=2,
-        augment="crop,flip,pca", normalization="mean_image"),
-    "cpu": Recipe(
-        name="cpu",
-        description="The default for the cifar preset on a CPU: AdamW (lr 2e-3, decay 0.2), "
-                    "batch 32, a one-cycle learning rate over 9 epochs, label smoothing 0.1, "
-                    "random flips (no crops: a short schedule underfits with them), no dropout, "
-                    "test images averaged with their mirror images; chosen by measurement "
-                    "(docs/benchmarks.md) to finish inside 30 minutes on 2 cores.",
-        preset="cifar", optimizer="adamw", learning_rate=2e-3, weight_decay=0.2,
-        batch_size=32, epochs=9, schedule="onecycle", warmup_epochs=0.5,
-        label_smoothing=0.1, augment="flip", dropout=0.0, eval_views="flip"),
-}
-
-
-def get_recipe(recipe: str | Recipe = "cpu", **overrides) -> Recipe:
-    """A named recipe with ``overrides`` applied (unknown names raise ``ValueError``)."""
-    if isinstance(recipe, Recipe):
-        return recipe.replace(**overrides) if overrides else recipe.validate()
-    if recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}: choose from {sorted(RECIPES)}.")
-    return RECIPES[recipe].replace(**overrides)
-
-
-# ----------------------------------------------------------------------------- config
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything a run needs; saved as ``config.yaml`` and compared on resume."""
-
-    preset: str = "cifar"
-    preset_overrides: dict = dataclasses.field(default_factory=dict)
-    recipe: str = "cpu"
-    recipe_overrides: dict = dataclasses.field(default_factory=dict)
-    data: str = "cifar10"
-    val_size: int = 5000
-    train_subset: int | None = None
-    test_subset: int | None = None
-    seed: int = 0
-    run_dir: str | None = None
-    skip_corrupt: bool = False
-    checkpoint_every: int = 200  # optimizer steps between resume checkpoints (and every epoch)
-    strategy: str = "auto"  # tf.distribute strategy (distribute.STRATEGIES)
-    tower_devices: list | None = None  # run the two towers on these two devices
-
-    def validate(self) -> "TrainConfig":
-        """Check every field with its type and range (and the preset and recipe they
-        resolve to), in place; raise one ``ValueError`` naming the first bad value."""
-        from .distribute import STRATEGIES
-
-        self.val_size = check_int("val_size", self.val_size, 0)
-        self.train_subset = check_int("train_subset", self.train_subset, 1, allow_none=True)
-        self.test_subset = check_int("test_subset", self.test_subset, 1, allow_none=True)
-        self.seed = check_int("seed", self.seed, 0)
-        self.checkpoint_every = check_int("checkpoint_every", self.checkpoint_every, 1)
-        self.skip_corrupt = check_bool("skip_corrupt", self.skip_corrupt)
-        self.strategy = check_choice("strategy", self.strategy, STRATEGIES)
-        if not isinstance(self.data, (str, os.PathLike)) or not str(self.data).strip():
-            raise ValueError(f"`data` must be 'cifar10' or a path. Received: data={self.data!r}")
-        if self.tower_devices is not None and (
-                not isinstance(self.tower_devices, (list, tuple)) or len(self.tower_devices) != 2
-                or not all(isinstance(d, str) and d for d in self.tower_devices)):
-            raise ValueError(f"`tower_devices` names two devices, e.g. ['/GPU:0', '/GPU:1']. "
-                             f"Received: tower_devices={self.tower_devices!r}")
-        for name in ("preset_overrides", "recipe_overrides"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"`{name}` must be a mapping of field names to values. "
-                                 f"Received: {name}={getattr(self, name)!r}")
-        self.resolved_preset()  # the preset and the recipe, with their overrides
-        return self
-
-    def resolved_recipe(self) -> Recipe:
-        return get_recipe(self.recipe, **self.recipe_overrides)
-
-    def resolved_preset(self, num_classes: int | None = None) -> Preset:
-        overrides = dict(self.preset_overrides)
-        recipe = self.resolved_recipe()
-        for field in ("dropout", "image_size"):
-            if getattr(recipe, field) is not None:
-                overrides.setdefault(field, getattr(recipe, field))
-        if num_classes is not None:
-            overrides.setdefault("num_classes", num_classes)
-        return get_preset(self.preset, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def build_datasets(config: TrainConfig, normalization: Normalization | None = None, *,
-                   run_dir: Path | None = None, **kwargs) -> Datasets:
-    """The run's :class:`Datasets`; the preset's ``num_classes`` follows the data unless the
-    configuration overrides it.
-
-    Args:
-        run_dir: a run folder whose recorded data these must be (checked as soon as the
-            data is loaded, before anything depends on its size).
-    """
-    recipe = config.resolved_recipe()
-    loaded = load_source(config.data, skip_corrupt=config.skip_corrupt)
-    fingerprint = data_fingerprint(loaded[0], loaded[1])
-    if run_dir is not None:
-        check_run_data(run_dir, fingerprint, config.data)
-    preset = config.resolved_preset(num_classes=len(loaded[1]))
-    options = dict(batch_size=recipe.batch_size, val_size=config.val_size,
-                   train_subset=config.train_subset, test_subset=config.test_subset,
-                   augment=recipe.augment, normalization=normalization or recipe.normalization,
-                   seed=config.seed, resize_in_model=recipe.resize_in_model)
-    options.update(kwargs)
-    return make_datasets(config.data, preset, loaded=loaded, fingerprint=fingerprint, **options)
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    """``runs/<preset>-<recipe>`` under the project: the same command finds the same run."""
-    return PROJECT_ROOT / "runs" / f"{config.preset}-{config.recipe}"
-
-
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """``model.save`` to a temporary ``.keras`` file, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path, ".keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _remove_if_only_lock(folder: Path) -> None:
-    """Remove a folder this process created when a failed start left only its lock in it."""
-    try:
-        if {p.name for p in folder.iterdir()} <= {".lock"}:
-            shutil.rmtree(folder)
-    except OSError:
-        pass
-
-
-def recorded_data(run_dir: Path) -> dict[str, Any]:
-    """The ``data`` section of a run's ``resolved.yaml`` (source, fingerprint, classes...);
-    empty for a run folder without one."""
-    path = Path(run_dir) / "resolved.yaml"
-    if not path.exists():
-        return {}
-    return (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-
-
-def check_run_data(run_dir: Path, fingerprint: str, source: str) -> None:
-    """Raise one ``ValueError`` when data with ``fingerprint`` (read from ``source``) is not
-    the data the run in ``run_dir`` was trained on; runs without a record pass."""
-    recorded = recorded_data(run_dir)
-    expected = recorded.get("fingerprint")
-    if expected and fingerprint and expected != fingerprint:
-        raise ValueError(
-            f"{source} does not hold the data {run_dir} was trained on: its images or "
-            f"classes differ (fingerprint {fingerprint}, the run's {expected}, recorded from "
-            f"{recorded.get('source')}). Point --data at the run's data, or train a new run "
-            f"(a new --run-dir) on this one.")
-
-
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        return [{k: (int(v) if k == "epoch" else float(v) if v not in ("", None) else None)
-                 for k, v in row.items()} for row in csv.DictReader(handle)]
-
-
-def _write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
-    write_atomic(run_dir / "history.csv", buffer.getvalue())
-
+from .model import build_alexnet
+from .precision import cpu_bfloat16_flags, precision_decision
+from .runs import RunFolder, build_datasets, default_run_dir, inference_model, save_model
 
 # ----------------------------------------------------------------------------- models
 
@@ -506,15 +68,6 @@ def _all_layers(model: keras.Model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from _all_layers(layer)
-
-
-def inference_model(model: keras.Model, info: dict[str, Any]) -> keras.Model:
-    """``model`` behind an :class:`InferenceInfo` layer that carries class names, sizes and
-    normalization inside the saved ``.keras`` file."""
-    shape = model.input_shape[1:]
-    inputs = keras.Input(shape, name="image")
-    x = InferenceInfo(info, name="inference_info")(inputs)
-    return keras.Model(inputs, model(x), name=f"{model.name}_inference")
 
 
 def _all_finite(tensors) -> tf.Tensor:
@@ -596,7 +149,8 @@ class _Progress:
 # ----------------------------------------------------------------------------- trainer
 
 class Trainer:
-    """Builds data, model and optimizer for a :class:`TrainConfig`, and runs or resumes it.
+    """Builds data, model and optimizer for a :class:`~alexnet_lib.config.TrainConfig`, and
+    runs or resumes it.
 
     Args:
         config: the run's configuration.
@@ -612,14 +166,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
                  datasets: Datasets | None = None, log=None, is_chief: bool | None = None,
                  on_epoch_end: Sequence[Callable] = ()):
-        from .distribute import is_chief as chief_from_tf_config
-
-        self.config = config.validate()
+        resolved = config.resolve()
+        self.config = config
         self.on_epoch_end = list(on_epoch_end)
-        recipe = config.resolved_recipe()
-        precision, self.precision_reason = precision_decision(recipe.precision,
-                                                              config.resolved_preset())
-        self.recipe = dataclasses.replace(recipe, precision=precision)
+        precision, self.precision_reason = precision_decision(resolved.recipe.precision,
+                                                              resolved.preset)
+        self.requested_precision = resolved.recipe.precision
+        self.recipe = dataclasses.replace(resolved.recipe, precision=precision)
+        self._resolved = dataclasses.replace(resolved, recipe=self.recipe)
         self.strategy = strategy or make_strategy(config.strategy)
         self.log = log or sys.stdout
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
@@ -629,7 +183,8 @@ class Trainer:
                              f"path (it is created if missing).")
         self.config.run_dir = str(self.run_dir)
         self.config.data = resolve_source(config.data)
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run = RunFolder(self.run_dir)
+        self.ckpt_dir = self.run.checkpoints
         created = not self.run_dir.exists()
         # One live process per run folder; the kernel drops the lock when the process dies.
         self._lock = FolderLock(self.run_dir, "run folder") if self.is_chief else None
@@ -638,7 +193,7 @@ class Trainer:
         except BaseException:
             self.close()
             if created and self.is_chief:
-                _remove_if_only_lock(self.run_dir)
+                self.run.remove_if_only_lock()
             raise
         if self._lock is not None:
             weakref.finalize(self, self._lock.release)
@@ -652,7 +207,7 @@ class Trainer:
         config = self.config
         # A folder with a configuration but no checkpoint holds a start that failed before
         # its first checkpoint: nothing to resume, so its files do not bind this start.
-        self.resumable = (self.ckpt_dir / "checkpoint").exists()
+        self.resumable = self.run.resumable
         if config.tower_devices:
             check_devices(config.tower_devices)
         if self.resumable:
@@ -660,13 +215,17 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         keras.config.set_dtype_policy(self.recipe.precision)
 
-        resumed_run = self.run_dir if self.resumable else None
+        resumed = self.run if self.resumable else None
+        resolved = self._resolved
         if datasets is None:
-            datasets = build_datasets(config, self._stored_normalization(), run_dir=resumed_run)
-        elif resumed_run is not None:
-            check_run_data(resumed_run, datasets.fingerprint, datasets.source)
+            normalization = resumed.read_normalization() if resumed else None
+            datasets, resolved = build_datasets(resolved, normalization, run=resumed)
+        else:
+            if resumed is not None:
+                resumed.check_data(datasets.fingerprint, datasets.source)
+            resolved = resolved.with_classes(datasets.num_classes)
         self.datasets = datasets
-        self.preset = config.resolved_preset(self.datasets.num_classes)
+        self.preset = resolved.preset
         replicas = self.strategy.num_replicas_in_sync
         if self.recipe.batch_size % replicas:
             raise ValueError(f"batch_size={self.recipe.batch_size} does not split evenly over "
@@ -707,7 +266,8 @@ class Trainer:
             plateau_wait=self.plateau_wait, loss_sum=self.loss_sum, correct_sum=self.correct_sum,
             # Dropout's random state, so a resumed run draws the same masks as an unbroken one.
             dropout_seeds=[layer.seed_generator.state for layer in _all_layers(self.model)
-                           if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)])
+                           if isinstance(getattr(layer, "seed_generator", None),
+                                         keras.random.SeedGenerator)])
         # Every worker takes part in each save (the sync-on-read sums are all-reduced), but
         # only the chief's files matter: the others write to a temporary folder, and every
         # worker restores from the chief's.
@@ -723,12 +283,9 @@ class Trainer:
 
     # ---- set-up helpers
     def _check_existing_config(self) -> None:
-        path = self.run_dir / "config.yaml"
-        if not path.exists():
+        saved = self.run.saved_config()
+        if not saved:
             return
-        saved = yaml.safe_load(path.read_text()) or {}
-        if isinstance(saved.get("data"), str):
-            saved["data"] = resolve_source(saved["data"])
         mine = self.config.to_dict()
         # Where and how it runs may change between restarts; what it trains may not.
         runtime = ("run_dir", "checkpoint_every", "strategy")
@@ -738,12 +295,6 @@ class Trainer:
             raise ValueError(
                 f"{self.run_dir} holds a run with a different configuration ({detail}). "
                 f"Resume it with the same arguments, or pass a new --run-dir.")
-
-    def _stored_normalization(self) -> Normalization | None:
-        path = self.run_dir / "normalization.json"
-        if self.resumable and path.exists():
-            return Normalization.from_dict(json.loads(path.read_text()))
-        return None
 
     def _remove_debris(self) -> None:
         """Remove what crashed writers left: temporary files of the run folder, checkpoint
@@ -775,7 +326,8 @@ class Trainer:
                 probs = model(x, training=True)
                 target = tf.one_hot(y, num_classes)
                 if recipe.label_smoothing:
-                    target = target * (1 - recipe.label_smoothing) + recipe.label_smoothing / num_classes
+                    smoothing = recipe.label_smoothing
+                    target = target * (1 - smoothing) + smoothing / num_classes
                 per_example = keras.losses.categorical_crossentropy(target, probs)
                 loss = tf.reduce_sum(per_example) / global_batch
                 scaled_loss = optimizer.scale_loss(loss) if scaled else loss
@@ -797,7 +349,8 @@ class Trainer:
             return tf.stack([tf.cast(inputs_bad, tf.float32), tf.cast(state_bad, tf.float32)])
 
         # XLA compiles the replica's computation; the iterator stays outside it.
-        replica = tf.function(replica_step, jit_compile=True) if recipe.jit_compile else replica_step
+        replica = (tf.function(replica_step, jit_compile=True) if recipe.jit_compile
+                   else replica_step)
         strategy = self.strategy
         nonfinite_at, nonfinite_kind = self.nonfinite_at, self.nonfinite_kind
 
@@ -815,7 +368,8 @@ class Trainer:
         return tf.function(step)
 
     def _set_lr(self, global_step: int) -> float:
-        lr = learning_rate_at(self.recipe, global_step, self.steps_per_epoch) * float(self.lr_scale.numpy())
+        lr = (learning_rate_at(self.recipe, global_step, self.steps_per_epoch)
+              * float(self.lr_scale.numpy()))
         lr = max(lr, self.recipe.min_learning_rate) if self.recipe.schedule == "plateau" else lr
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         inner.learning_rate.assign(lr)
@@ -860,22 +414,19 @@ class Trainer:
     def _write_run_files(self) -> None:
         if not self.is_chief:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.run_dir / "config.yaml", yaml.safe_dump(
-            self.config.to_dict(), sort_keys=False))
-        write_atomic(self.run_dir / "normalization.json",
-                     json.dumps(self.datasets.normalization.to_dict()))
-        write_atomic(self.run_dir / "resolved.yaml", yaml.safe_dump(
+        self.run.write_config(self.config)
+        self.run.write_normalization(self.datasets.normalization)
+        self.run.write_resolved(
             {"preset": self.preset.to_dict(), "recipe": self.recipe.to_dict(),
              "data": {"source": self.datasets.source, "fingerprint": self.datasets.fingerprint,
                       "classes": list(self.datasets.class_names),
                       "train": self.datasets.size("train"), "val": self.datasets.size("val"),
                       "test": self.datasets.size("test"), "skipped": len(self.datasets.skipped)},
-             "precision": {"requested": self.config.resolved_recipe().precision,
+             "precision": {"requested": self.requested_precision,
                            "chosen": self.recipe.precision, "reason": self.precision_reason,
-                           "cpu_bfloat16_flags": sorted(set(BF16_CPU_FLAGS) & cpu_flags())},
+                           "cpu_bfloat16_flags": cpu_bfloat16_flags()},
              "tensorflow": tf.__version__, "keras": keras.__version__,
-             "devices": [d.name for d in tf.config.list_logical_devices()]}, sort_keys=False))
+             "devices": [d.name for d in tf.config.list_logical_devices()]})
 
     def devices_line(self) -> str:
         """One line: where the run computes and in which precision, and why."""
@@ -891,10 +442,11 @@ class Trainer:
         return (f"Devices: {', '.join(devices)} ({replicas} replica{'s' * (replicas > 1)}"
                 f"{placed}); precision {self.recipe.precision} ({self.precision_reason}).")
 
-    def info(self) -> dict[str, Any]:
-        return {**self.datasets.preprocessing(), "preset": self.preset.to_dict(),
-                "recipe": self.recipe.name, "eval_views": self.recipe.eval_views,
-                "run_dir": str(self.run_dir)}
+    def inference_model(self) -> keras.Model:
+        """The model behind the layer that carries its preprocessing, as it is saved."""
+        return inference_model(self.model, self.datasets.preprocessing(self.recipe.eval_views),
+                               preset=self.preset.to_dict(), recipe=self.recipe.name,
+                               run_dir=str(self.run_dir))
 
     def fit(self) -> list[dict[str, Any]]:
         """Train (or resume) to the recipe's last epoch. Returns the history rows.
@@ -913,9 +465,9 @@ class Trainer:
     def _fit(self) -> list[dict[str, Any]]:
         resumed = self.restore()
         self._write_run_files()
-        history = [r for r in read_history(self.run_dir) if r["epoch"] < int(self.epoch.numpy())] \
+        history = [r for r in self.run.read_history() if r["epoch"] < int(self.epoch.numpy())] \
             if resumed else []
-        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) \
+        writer = tf.summary.create_file_writer(str(self.run.tensorboard)) \
             if self.is_chief else tf.summary.create_noop_writer()
         epochs, steps = self.recipe.epochs, self.steps_per_epoch
         if resumed and int(self.epoch.numpy()) >= epochs:
@@ -940,7 +492,8 @@ class Trainer:
                 self.correct_sum.assign(0.0)
             dataset = distribute_batches(
                 self.strategy, lambda: self.datasets.train(epoch, start_step)) \
-                if self.strategy.num_replicas_in_sync > 1 else self.datasets.train(epoch, start_step)
+                if self.strategy.num_replicas_in_sync > 1 \
+                else self.datasets.train(epoch, start_step)
             iterator = iter(dataset)
             progress = _Progress(epoch, epochs, steps, start_step, self.log)
             lr = 0.0
@@ -949,7 +502,8 @@ class Trainer:
                 self._train_step(iterator)
                 self.step_in_epoch.assign(step + 1)
                 seen = (step + 1) * self.recipe.batch_size
-                if (step + 1) % progress.every == 0 or (step + 1) % self.config.checkpoint_every == 0:
+                every = self.config.checkpoint_every
+                if (step + 1) % progress.every == 0 or (step + 1) % every == 0:
                     loss = float(self.loss_sum.read_value()) / seen
                     self._check_finite(loss, epoch, step)
                     progress.update(step + 1, loss, float(self.correct_sum.read_value()) / seen)
@@ -966,12 +520,13 @@ class Trainer:
             if val is not None:
                 scores = self.evaluate_split(val)
                 row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-                self._say(f"  validation loss {scores['loss']:.4f} accuracy {scores['accuracy']:.4f}")
+                self._say(f"  validation loss {scores['loss']:.4f} "
+                          f"accuracy {scores['accuracy']:.4f}")
             row["seconds"] = round(time.time() - started, 2)
             self._end_of_epoch(row)
             history = [r for r in history if r["epoch"] < epoch] + [row]
             if self.is_chief:
-                _write_history(self.run_dir, history)
+                self.run.write_history(history)
                 with writer.as_default(step=epoch + 1):
                     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
                         if row[key] is not None:
@@ -983,8 +538,8 @@ class Trainer:
             if self.is_chief:
                 for hook in self.on_epoch_end:
                     hook(row, history)
-        if self.is_chief and not (self.ckpt_dir / "last.keras").exists():
-            self._export(best=not (self.ckpt_dir / "best.keras").exists())
+        if self.is_chief and not self.run.model("last").exists():
+            self._export(best=not self.run.model("best").exists())
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
         return history
@@ -997,20 +552,21 @@ class Trainer:
             self.plateau_wait.assign(0)
         else:
             self.plateau_wait.assign_add(1)
-            if self.recipe.schedule == "plateau" and int(self.plateau_wait.numpy()) >= self.recipe.plateau_patience:
+            patience = self.recipe.plateau_patience
+            if self.recipe.schedule == "plateau" and int(self.plateau_wait.numpy()) >= patience:
                 self.lr_scale.assign(self.lr_scale * self.recipe.plateau_factor)
                 self.plateau_wait.assign(0)
-                self._say(f"  validation accuracy has not improved for {self.recipe.plateau_patience}"
+                self._say(f"  validation accuracy has not improved for {patience}"
                           f" epochs: learning rate x{self.recipe.plateau_factor}")
         if self.is_chief:
             self._export(best=improved)
 
     def _export(self, best: bool) -> None:
         self._check_state()
-        model = inference_model(self.model, self.info())
-        save_model_atomic(model, self.ckpt_dir / "last.keras")
+        model = self.inference_model()
+        save_model(model, self.run.model("last"))
         if best:
-            save_model_atomic(model, self.ckpt_dir / "best.keras")
+            save_model(model, self.run.model("best"))
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from alexnet_lib.train import read_history
+from alexnet_lib.runs import read_history
 
 
 def main(argv=None):
@@ -19,7 +19,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Path(args.run_dir)
     minutes = 0.0
-    print("| epoch | minutes (cumulative) | train loss | train accuracy | validation accuracy | lr |")
+    print("| epoch | minutes (cumulative) | train loss | train accuracy "
+          "| validation accuracy | lr |")
     print("|---:|---:|---:|---:|---:|---:|")
     for row in read_history(run):
         minutes += row["seconds"] / 60

@@ -20,10 +20,13 @@ import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import alexnet_lib.train as train  # noqa: E402
+from alexnet_lib.config import TrainConfig  # noqa: E402
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
 
 CHECK = train._all_finite
@@ -31,7 +34,7 @@ CHECK = train._all_finite
 
 def step_seconds(args, check: bool, folder: str) -> float:
     train._all_finite = CHECK if check else (lambda tensors: tf.constant(True))
-    config = train.TrainConfig(
+    config = TrainConfig(
         preset=args.preset, recipe="cpu", data=args.data, val_size=0, test_subset=64,
         train_subset=args.batch_size * (args.steps + 3),
         run_dir=tempfile.mkdtemp(dir=folder), recipe_overrides={"batch_size": args.batch_size})

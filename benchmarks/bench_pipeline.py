@@ -23,17 +23,21 @@ import os
 import platform
 import resource
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
 import tensorflow as tf  # noqa: E402
 
-from alexnet_lib.data.pipeline import load_source  # noqa: E402
+from alexnet_lib.config import TrainConfig  # noqa: E402
+from alexnet_lib.data.datasets import load_source  # noqa: E402
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
-from alexnet_lib.train import TrainConfig, Trainer, build_datasets  # noqa: E402
+from alexnet_lib.runs import build_datasets  # noqa: E402
+from alexnet_lib.train import Trainer  # noqa: E402
 
 
 def delivered(dataset, seconds: float) -> float:
@@ -109,7 +113,7 @@ def main(argv=None):
     for preset, recipe, overrides, steps in cases:
         config = TrainConfig(preset=preset, recipe=recipe, data=args.data,
                              recipe_overrides=overrides, run_dir=tempfile.mkdtemp(prefix="bench-"))
-        datasets = build_datasets(config)
+        datasets, _ = build_datasets(config.resolve())
         trainer = Trainer(config, datasets=datasets)
         pipeline = delivered(datasets.train(0), args.seconds)
         training = consumed(trainer, steps)
@@ -122,7 +126,8 @@ def main(argv=None):
     print("\n| preset (input delivered) | batch | pipeline images/s | training images/s | ratio |")
     print("|---|---:|---:|---:|---:|")
     for label, batch, pipeline, training in rows:
-        print(f"| {label} | {batch} | {pipeline:.0f} | {training:.1f} | {pipeline / training:.0f}x |")
+        print(f"| {label} | {batch} | {pipeline:.0f} | {training:.1f} "
+              f"| {pipeline / training:.0f}x |")
 
     child = subprocess.run([sys.executable, __file__, "--rss-child", "--data", args.data,
                             "--rss-steps", str(args.rss_steps)],

@@ -21,12 +21,14 @@ import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alexnet_lib import build_alexnet  # noqa: E402
-from alexnet_lib.train import cpu_flags, precision_decision  # noqa: E402
+from alexnet_lib.precision import cpu_flags, precision_decision  # noqa: E402
 
 
 class Variant:

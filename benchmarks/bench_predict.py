@@ -20,9 +20,12 @@ import time
 from pathlib import Path
 
 import alexnet_lib.quiet  # noqa: F401  (before TensorFlow: hides its start-up lines)
+
+# isort: split
+
 from alexnet_lib.paths import shared_cifar10_jpeg
+from alexnet_lib.precision import cpu_flags
 from alexnet_lib.predict import Predictor, expand_folders
-from alexnet_lib.train import cpu_flags
 
 
 def main(argv=None):

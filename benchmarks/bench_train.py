@@ -26,6 +26,8 @@ import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -55,12 +55,13 @@ def speed(args) -> list[dict]:
     import numpy as np
     import tensorflow as tf
 
-    from alexnet_lib.data.pipeline import make_datasets
-    from alexnet_lib.train import TrainConfig, Trainer
+    from alexnet_lib.config import TrainConfig
+    from alexnet_lib.data.datasets import make_datasets
+    from alexnet_lib.train import Trainer
 
     print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}", flush=True)
     if args.data:
-        from alexnet_lib.data.pipeline import load_source
+        from alexnet_lib.data.datasets import load_source
         loaded = load_source(args.data)
     else:
         rng = np.random.default_rng(0)
@@ -76,8 +77,9 @@ def speed(args) -> list[dict]:
             config = TrainConfig(preset="seed", recipe="seed", recipe_overrides=overrides,
                                  data="synthetic" if not args.data else args.data,
                                  run_dir=f"/tmp/gpu-check-{precision}-{in_model}")
-            recipe = config.resolved_recipe()
-            datasets = make_datasets(config.data, config.resolved_preset(num_classes=10),
+            resolved = config.resolve().with_classes(10)
+            recipe = resolved.recipe
+            datasets = make_datasets(config.data, resolved.preset,
                                      loaded=loaded, batch_size=recipe.batch_size,
                                      eval_batch_size=256, augment=recipe.augment,
                                      normalization=recipe.normalization,

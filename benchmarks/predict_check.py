@@ -15,6 +15,8 @@ from pathlib import Path
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
 from alexnet_lib.predict import predict  # noqa: E402
 

@@ -19,13 +19,17 @@ import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
+# isort: split
+
+from alexnet_lib.config import TrainConfig  # noqa: E402
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
-from alexnet_lib.train import TrainConfig, Trainer, build_datasets  # noqa: E402
+from alexnet_lib.runs import build_datasets  # noqa: E402
+from alexnet_lib.train import Trainer  # noqa: E402
 
 # Every variant starts from this base (the first cpu recipe tried: SGD with Nesterov momentum,
 # the paper's weight decay, the preset's dropout 0.5, full 32x32 input) and changes a few fields.
 BASE = {"optimizer": "sgd", "nesterov": True, "learning_rate": 0.05, "weight_decay": 5e-4,
-        "label_smoothing": 0.1, "dropout": None, "image_size": None, "augment": "crop,flip",
+        "label_smoothing": 0.1, "augment": "crop,flip",
         "schedule": "onecycle", "warmup_epochs": 0.3}
 ADAMW = {"optimizer": "adamw", "weight_decay": 0.05, "nesterov": False}
 VARIANTS = {
@@ -70,14 +74,16 @@ def main(argv=None):
         if args.only not in name:
             continue
         overrides = dict(overrides)
-        preset = overrides.pop("preset", FIRST_PRESET)
+        preset = dict(overrides.pop("preset", FIRST_PRESET))
+        if "dropout" in overrides:  # a preset field
+            preset["dropout"] = overrides.pop("dropout")
         recipe = {**BASE, "batch_size": args.batch_size, "epochs": args.epochs, **overrides}
         config = TrainConfig(data=args.data, recipe_overrides=recipe, preset_overrides=preset,
                              val_size=args.val_size,
                              train_subset=args.train_subset,
                              run_dir=os.path.join(args.runs, re.sub(r"[^\w.-]+", "_", name)))
         start = time.time()
-        datasets = build_datasets(config)
+        datasets, _ = build_datasets(config.resolve())
         history = Trainer(config, datasets=datasets, log=open(os.devnull, "w")).fit()
         rows.append((name, history, time.time() - start))
         print(name, [(round(r["accuracy"], 3), round(r["val_accuracy"], 3)) for r in history],

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from alexnet_lib import analysis, build_alexnet
-from alexnet_lib.train import inference_model
+from alexnet_lib.data.transforms import Preprocessing
+from alexnet_lib.runs import inference_model, load_run
 
 SMALL = dict(image_size=16, conv1_filters=8, conv_filters=(8, 12, 12, 8), fc_units=16,
              num_classes=3)
@@ -39,17 +40,20 @@ def test_model_view_is_the_evaluation_resize():
     np.testing.assert_array_equal(same, image)
 
 
-def test_take_images_resizes_lists_only_when_asked():
+def test_take_images_brings_a_list_of_sizes_to_one():
     images = [np.zeros((8, 8, 3), np.uint8), np.full((12, 10, 3), 9, np.uint8)]
     out = analysis.take_images(images, [[1, 0]], size=6)
     assert out.shape == (1, 2, 6, 6, 3) and out[0, 0].min() == 9
-    with pytest.raises(ValueError, match="size="):
-        analysis.take_images(images, [0])
+    assert analysis.take_images(images, [1, 0]).shape == (2, 12, 12, 3)  # the first one's
+    array = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    np.testing.assert_array_equal(analysis.take_images(array, [3, 1], size=6), array[[3, 1]])
 
 
 def test_layer_outputs_and_kernels_reach_inside_the_saved_wrappers():
     model = build_alexnet("cifar", **SMALL)
-    wrapped = inference_model(model, {"class_names": ["a", "b", "c"]})
+    wrapped = inference_model(model, Preprocessing(
+        class_names=("a", "b", "c"), image_size=16, input_size=16, stored_size=None,
+        normalization=analysis.IDENTITY))
     x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
     direct = keras.Model(model.inputs[0], model.get_layer("fc7").output)(x)
     through = analysis.layer_outputs(wrapped, ["fc7"])(x)
@@ -76,9 +80,14 @@ def test_lrn_effect_divisor_is_the_papers_formula():
 
 
 def test_time_forward_reports_speed():
-    speed = analysis.time_forward(build_alexnet("cifar", **SMALL), batch_size=4, steps=2)
-    assert speed["images_per_second"] > 0
-    assert speed["ms_per_batch"] == pytest.approx(4000 / speed["images_per_second"])
+    """A clock forced to advance 0.25 s between its readings (before and after the timed
+    steps): two steps of a batch of 4 in 0.25 s."""
+    ticks = iter([10.0, 10.25])
+    speed = analysis.time_forward(build_alexnet("cifar", **SMALL), batch_size=4, steps=2,
+                                  clock=lambda: next(ticks))
+    assert speed["ms_per_batch"] == pytest.approx(125.0)
+    assert speed["images_per_second"] == pytest.approx(32.0)
+    assert speed["batch_size"] == 4
     with pytest.raises(ValueError, match="batch_size=0"):
         analysis.time_forward(build_alexnet("cifar", **SMALL), batch_size=0)
 
@@ -97,10 +106,10 @@ def test_most_confident_mistakes_and_neighbours():
 
 def test_load_run_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        analysis.load_run(tmp_path)
+        load_run(tmp_path)
     (tmp_path / "config.yaml").write_text("preset: cifar\n")
     with pytest.raises(FileNotFoundError, match="no checkpoints/best.keras"):
-        analysis.load_run(tmp_path)
+        load_run(tmp_path)
 
 
 def test_the_grid_images_are_spread_over_the_classes():

@@ -38,6 +38,7 @@ def test_malformed_set_is_rejected(capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "alexnet_lib", "summary", "--preset", "paper"],
                             capture_output=True, text=True, timeout=300)
@@ -62,6 +63,7 @@ def test_help_imports_no_tensorflow():
     assert "--precision" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", [
     {},  # nothing set
     # a child (a notebook kernel, a worker) of a process that chose the level itself

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.tiny import SMALL
 
 from alexnet_lib import distribute
 
 HERE = Path(__file__).parent
-SMALL = {"image_size": 16, "conv1_filters": 16, "conv_filters": [24, 32, 32, 24], "fc_units": 64}
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def tf_config(monkeypatch):
 
 
 def test_chief_and_cluster_size_follow_tf_config(tf_config):
-    assert distribute.tf_config() is None and distribute.is_chief() and distribute.cluster_size() == 1
+    assert distribute.tf_config() is None and distribute.is_chief()
+    assert distribute.cluster_size() == 1
     workers = {"worker": ["a:1", "b:2", "c:3"]}
     tf_config({"cluster": workers, "task": {"type": "worker", "index": 0}})
     assert distribute.is_chief() and distribute.cluster_size() == 3
@@ -41,7 +42,8 @@ def test_chief_and_cluster_size_follow_tf_config(tf_config):
 @pytest.mark.parametrize("value, match", [
     ("{not json", "TF_CONFIG is not valid JSON"),
     ({"cluster": {"worker": ["a:1"]}}, "TF_CONFIG needs"),
-    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}, "is not in its cluster"),
+    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}},
+     "is not in its cluster"),
 ])
 def test_bad_tf_config_is_named(tf_config, value, match):
     tf_config(value)
@@ -81,11 +83,20 @@ def test_tower_devices_need_towers_and_two_names():
 
     with pytest.raises(ValueError, match="needs towers=True"):
         build_alexnet("cifar", towers=False, tower_devices=["/CPU:0", "/CPU:0"])
-    with pytest.raises(ValueError, match="must name two devices"):
+    with pytest.raises(ValueError, match=r"`tower_devices` must be two device names"):
         build_alexnet("cifar", tower_devices=["/CPU:0"])
+
+def test_towers_on_names_two_devices_before_anything_loads(capsys, tmp_path):
     from alexnet_lib.cli import main
 
-    assert main(["train", "--towers-on", "/CPU:0", "--data", "nowhere"]) == 2
+    assert main(["train", "--towers-on", "/CPU:0", "--data", "nowhere",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    assert "--towers-on takes two devices" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert main(["train", "--towers-on", "/CPU:0,/GPU:7", "--data", "nowhere",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    # Checked before the data is read: the error is the device's, not the missing data's.
+    assert "names device(s) this machine does not have: /GPU:7" in capsys.readouterr().err
 
 
 TOWERS = r'''
@@ -133,7 +144,8 @@ def _placements(log: str) -> dict[str, set[str]]:
         if "placer.cc" in line and ": (" in line:
             name, _, rest = line.split("] ", 1)[1].partition(": (")
             op_type, _, device = rest.partition("): ")
-            placed.setdefault((name.strip(), op_type), set()).add(device.strip().split("device:")[-1])
+            where = device.strip().split("device:")[-1]
+            placed.setdefault((name.strip(), op_type), set()).add(where)
     return placed
 
 
@@ -163,7 +175,8 @@ def test_towers_run_on_their_own_devices_and_compute_the_unplaced_function(tmp_p
                 ("conv5_tower", "Conv2D"), ("lrn1", "MatMul"), ("lrn2", "MatMul"),
                 ("pool1", "MaxPool"), ("pool2", "MaxPool"), ("pool5", "MaxPool")}
     for scope, op_type in expected:
-        devices = {d for (name, t), ds in placed.items() for d in ds if t == op_type and scope in name}
+        devices = {d for (name, t), ds in placed.items() for d in ds
+                   if t == op_type and scope in name}
         assert devices == {"CPU:0", "CPU:1"}, (scope, op_type, devices)
     for tower, device in (("tower1", "CPU:0"), ("tower2", "CPU:1")):
         convs = [ds for (name, t), ds in placed.items() if t == "Conv2D" and tower in name]
@@ -212,7 +225,8 @@ def test_two_workers_train_resume_after_a_kill_and_agree(tmp_path):
     assert second["returncodes"] == [0, 0], second["outputs"]
     chief, worker = second["outputs"]
     assert "Resuming" in chief, chief[-2000:]
-    assert f"optimizer iterations {4 * steps}" in chief and f"optimizer iterations {4 * steps}" in worker
+    assert f"optimizer iterations {4 * steps}" in chief
+    assert f"optimizer iterations {4 * steps}" in worker
     a, b = np.load(tmp_path / "weights-0.npz"), np.load(tmp_path / "weights-1.npz")
     assert len(a.files) == len(b.files) > 10
     for key in a.files:
@@ -243,4 +257,5 @@ def test_copy_weights_between_placed_and_unplaced_builds():
         import keras
 
         inputs = keras.Input((16, 16, 3))
-        distribute.copy_weights(plain, keras.Model(inputs, keras.layers.Conv2D(8, 5, name="conv1")(inputs)))
+        other = keras.Model(inputs, keras.layers.Conv2D(8, 5, name="conv1")(inputs))
+        distribute.copy_weights(plain, other)

@@ -57,3 +57,31 @@ def test_make_lab_starts_jupyterlab_as_root_too(tmp_path):
     assert ("--allow-root" in lab_line()) == (os.geteuid() == 0)
     assert "--notebook-dir=notebooks" in lab_line()
     assert "--allow-root" not in lab_line("LAB_AS_ROOT=")
+
+
+def test_the_code_keeps_the_lint_rules_the_project_claims():
+    """pyproject.toml's ruff rules (pycodestyle with the 100-column limit, pyflakes, import
+    order) hold for the library, the tests and the benchmarks."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is a test dependency: pip install -e '.[test]'"
+    result = subprocess.run([ruff, "check", "alexnet_lib", "tests", "benchmarks"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_no_import_of_the_package_hides_inside_a_function():
+    """Imports of the package at function level are only the deliberate lazy ones (the CLI's,
+    to keep --help fast), each saying why on its line."""
+    import re
+
+    hidden = []
+    for path in sorted((ROOT / "alexnet_lib").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.match(r"^\s{4,}(from \.|from alexnet_lib|import alexnet_lib)", line) and (
+                    "# lazy:" not in line):
+                hidden.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not hidden, "\n".join(hidden)

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from helpers.tiny import COLOURS
 from PIL import Image
 
 from alexnet_lib.cli import main
 from alexnet_lib.paths import shared_cifar10_jpeg
 from alexnet_lib.predict import predict
-from test_train import COLOURS, cli_args, make_tree
 
 SERVE = r"""
 import json, sys
@@ -40,12 +40,9 @@ def _serve(model_dir, files):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_the_export_classifies_like_predict_without_the_library(tmp_path):
-    tree = make_tree(tmp_path / "tree")
-    run = tmp_path / "run"
-    args = cli_args(tree, run, "--no-evaluate")
-    args[args.index("--epochs") + 1] = "2"
-    assert main(args) == 0
+@pytest.mark.slow
+def test_the_export_classifies_like_predict_without_the_library(trained, tmp_path):
+    run = trained.run_dir
     out = tmp_path / "served"
     assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 0
     assert (out / "saved_model.pb").exists()

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_lib.data.folders import ImageError, decode_image, load_class_folders, scan_class_folders
+from alexnet_lib.data.folders import (
+    ImageError,
+    decode_image,
+    load_class_folders,
+    scan_class_folders,
+)
 
 
 def _write(path, array, mode=None, fmt=None):
@@ -20,7 +25,8 @@ def tree(tmp_path):
         for label, name in enumerate(["ant", "bee", "cat"]):
             for i in range(n):
                 _write(tmp_path / split / name / f"{i}.png",
-                       np.full((8, 8, 3), 40 * label + i, np.uint8) + rng.integers(0, 2, (8, 8, 3), np.uint8))
+                       np.full((8, 8, 3), 40 * label + i, np.uint8)
+                       + rng.integers(0, 2, (8, 8, 3), np.uint8))
     return tmp_path
 
 
@@ -32,7 +38,8 @@ def test_split_layout_and_class_order(tree):
     assert x.shape == (9, 8, 8, 3) and x.dtype == np.uint8
     np.testing.assert_array_equal(y, [0, 0, 0, 1, 1, 1, 2, 2, 2])
     # Pixel values follow the label: each file was decoded, not just listed.
-    np.testing.assert_allclose(x.reshape(9, -1).mean(1), [40 * l + i + 0.5 for l in range(3) for i in range(3)],
+    np.testing.assert_allclose(x.reshape(9, -1).mean(1),
+                               [40 * c + i + 0.5 for c in range(3) for i in range(3)],
                                atol=0.2)
 
 
@@ -52,7 +59,8 @@ def test_grayscale_palette_rgba_and_mixed_sizes(tmp_path):
     rgba[..., 3] = 255
     rgba[0, 0, 3] = 0  # one transparent pixel composites onto white
     _write(tmp_path / "c" / "rgba.png", rgba, mode="RGBA")
-    Image.fromarray(np.full((6, 6, 3), 9, np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "c" / "pal.png")
+    Image.fromarray(np.full((6, 6, 3), 9, np.uint8)).convert(
+        "P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "c" / "pal.png")
     data = load_class_folders(tmp_path)
     images = dict(zip([p.name for p in data.files["train"]], data.splits["train"][0]))
     assert isinstance(data.splits["train"][0], list)  # several sizes: kept as a list

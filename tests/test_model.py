@@ -226,6 +226,7 @@ def test_mixed_precision_model_keeps_lrn_and_softmax_in_float32():
     assert out.dtype == "float32"
 
 
+@pytest.mark.slow
 def test_cifar_preset_learns_a_separable_task():
     """A few steps on a colour-coded toy task lift accuracy far above chance (10%)."""
     rng = np.random.default_rng(0)
@@ -260,7 +261,9 @@ def test_compare_with_paper_shows_where_cifar_differs():
 def test_lrn_position_after_pool_is_caffenets_order_with_the_same_weights():
     before = build_alexnet("cifar", lrn_position="before-pool")
     after = build_alexnet("cifar")  # the cifar preset's own order
-    order = lambda m: [l.name for l in m.layers if l.name[:4] in ("conv", "lrn1", "lrn2", "pool")]
+    def order(m):
+        return [layer.name for layer in m.layers
+                if layer.name[:4] in ("conv", "lrn1", "lrn2", "pool")]
     assert order(before)[:6] == ["conv1", "lrn1", "pool1", "conv2", "lrn2", "pool2"]
     assert order(after)[:6] == ["conv1", "pool1", "lrn1", "conv2", "pool2", "lrn2"]
     assert after.count_params() == before.count_params()

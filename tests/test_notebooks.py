@@ -1,5 +1,6 @@
-"""Notebook hygiene: committed without outputs, one tagged parameters cell with typed,
-commented literals. (Executing them is nbval's job: `make test` runs --nbval-lax.)"""
+"""Notebook hygiene (committed without outputs, one tagged parameters cell with typed,
+commented literals), their parameters and the papermill runner. Executing them is nbval's
+job: `make test` runs each notebook once with --nbval-lax, in a temporary runs folder."""
 
 import ast
 import json
@@ -33,7 +34,8 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
     assert tree.body, "empty parameters cell"
     lines = source.splitlines()
     for node in tree.body:
-        assert isinstance(node, ast.AnnAssign), f"{path.name}: untyped parameter: {ast.unparse(node)}"
+        assert isinstance(node, ast.AnnAssign), (
+            f"{path.name}: untyped parameter: {ast.unparse(node)}")
         ast.literal_eval(node.value)  # literal values only
         assert "#" in lines[node.lineno - 1], f"{path.name}: parameter without a comment"
 
@@ -41,9 +43,11 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
 # ----------------------------------------------------------------------------- parameters
 
 @pytest.mark.parametrize("params, match", [
-    ({"preset": "vgg"}, r"preset='vgg'.*\['cifar', 'paper', 'seed'\]"),
+    ({"preset": "vgg"}, r"preset='vgg'.*\['paper', 'seed', 'cifar'\]"),
     ({"recipe": "fast"}, r"recipe='fast'.*'cpu'"),
-    ({"epochs": -1}, r"epochs=-1: must be an integer >= 1"),
+    ({"epochs": -1}, r"Bad parameter epochs=-1: `epochs` must be a positive integer"),
+    ({"towers": "yes"}, r"towers='yes'.*true or false"),
+    ({"overrides": [1]}, r"overrides=\[1\].*mapping"),
     ({"epochs": 2.5}, r"epochs=2.5"),
     ({"val_size": -5}, r"val_size=-5"),
     ({"data": "no/such/folder"}, r"data='no/such/folder'.*does not exist"),
@@ -59,14 +63,45 @@ def test_bad_parameters_get_one_clear_message(params, match):
         check_parameters(**params)
 
 
-def test_parameters_resolve_paths_from_the_project_root():
+def test_parameters_resolve_paths_from_the_project_root(monkeypatch, tmp_path):
     from alexnet_lib.notebooks import check_parameters
     from alexnet_lib.paths import PROJECT_ROOT
 
+    monkeypatch.delenv("ALEXNET_RUNS_DIR", raising=False)
     p = check_parameters(run_dir="runs/x", epochs=None, data="cifar10", preset="seed")
     assert p.run_dir == PROJECT_ROOT / "runs" / "x"
     assert p.figures == PROJECT_ROOT / "runs" / "x" / "figures"
     assert p.data == "cifar10" and p.epochs is None and p.preset == "seed"
+    assert check_parameters(run_dir="elsewhere/y").run_dir == PROJECT_ROOT / "elsewhere" / "y"
+    monkeypatch.setenv("ALEXNET_RUNS_DIR", str(tmp_path))  # runs/ is the runs folder
+    assert check_parameters(run_dir="runs/x").run_dir == tmp_path / "x"
+
+
+def test_notebook_parameters_become_the_config_the_cli_makes_of_its_flags():
+    """One translation: notebook 03's parameters and train's flags give the same config,
+    overrides (``--set``) included."""
+    from alexnet_lib.cli import build_parser, train_config_from_args
+    from alexnet_lib.notebooks import check_parameters, train_config
+
+    p = check_parameters(preset="cifar", recipe="cpu", data="cifar10", epochs=2,
+                         batch_size=None, train_subset=100, val_size=10, test_subset=None,
+                         seed=3, strategy="auto", run_dir="/tmp/r",
+                         overrides={"image_size": 24, "learning_rate": 0.01})
+    from_notebook = train_config(p)
+    from_cli = train_config_from_args(build_parser().parse_args(
+        ["train", "--preset", "cifar", "--recipe", "cpu", "--epochs", "2", "--train-subset",
+         "100", "--val-size", "10", "--seed", "3", "--run-dir", "/tmp/r",
+         "--set", "image_size=24", "--set", "learning_rate=0.01"]))
+    assert from_notebook == from_cli
+    assert from_notebook.preset_overrides == {"image_size": 24}
+    assert from_notebook.resolve().preset.image_size == 24
+    assert from_notebook.recipe_overrides == {"learning_rate": 0.01, "epochs": 2}
+    p.overrides = {"epochs": 5}
+    with pytest.raises(ValueError, match="epochs and overrides epochs=5 contradict"):
+        train_config(p)
+    p.overrides = {"colour": "red"}
+    with pytest.raises(ValueError, match="overrides colour=...: 'colour' is neither"):
+        train_config(p)
 
 
 def test_parameter_sets_are_valid_and_name_every_notebook_parameter():
@@ -83,7 +118,8 @@ def test_parameter_sets_are_valid_and_name_every_notebook_parameter():
         values = load_params(name)
         assert set(values) <= declared, f"{name}.yaml: {set(values) - declared} not declared"
         assert "run_dir" in values
-    assert load_params("gpu-seed")["preset"] == "seed" and load_params("gpu-seed")["recipe"] == "seed"
+    gpu_seed = load_params("gpu-seed")
+    assert gpu_seed["preset"] == "seed" and gpu_seed["recipe"] == "seed"
     assert load_params("gpu-paper")["recipe"] == "paper"
     with pytest.raises(ValueError, match=r"Unknown parameter set 'huge'.*'smoke'"):
         load_params("huge")
@@ -113,43 +149,49 @@ def test_run_notebooks_checks_parameters_before_starting_a_kernel(tmp_path):
 
 # ----------------------------------------------------------------------------- papermill
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from alexnet_lib.notebooks import make_tiny_dataset
-
-    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", train_per_class=40,
-                             test_per_class=10)
-
-
-FIGURES = {"class_counts", "samples", "pixel_statistics", "upsampling", "architecture",
-           "lrn_effect", "learning_curves", "curves", "confusion", "top5_grid", "mistakes",
-           "conv1_kernels", "nearest_neighbours"}
+def _injected(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1, path
+    return "".join(injected[0]["source"])
 
 
-@pytest.mark.notebooks
-@pytest.mark.slow
-def test_papermill_runs_all_four_with_injected_parameters(tiny, tmp_path):
-    from alexnet_lib.notebooks import NOTEBOOKS, run_notebooks
+def test_run_notebooks_gives_each_notebook_the_parameters_it_declares(tmp_path):
+    """The parameter set reaches every notebook (executing them is nbval's job in the
+    suite: each runs once, with its defaults)."""
+    from alexnet_lib.notebooks import NOTEBOOKS, check_parameters, run_notebooks
 
-    run_dir = run_notebooks({"run_dir": str(tmp_path / "run"), "data": str(tiny),
+    run_dir = run_notebooks({"run_dir": str(tmp_path / "run"), "data": "cifar10",
                              "preset": "cifar", "recipe": "cpu", "epochs": 4,
-                             "batch_size": 32, "train_subset": None, "val_size": 40,
-                             "test_subset": None, "bank_size": 100, "queries": 2,
-                             "timing_steps": 1})
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["num_examples"] == 100
-    assert metrics["test_top1"] > 0.4  # ten classes: chance is 0.1
-    assert metrics["data"] == str(tiny)
-    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
+                             "overrides": {"learning_rate": 0.01}, "bank_size": 100},
+                            prepare_only=True)
+    assert run_dir == tmp_path / "run"
+    assert sorted(p.stem for p in (run_dir / "notebooks").glob("*.ipynb")) == list(NOTEBOOKS)
     for name in NOTEBOOKS:
-        executed = json.loads((run_dir / "notebooks" / f"{name}.ipynb").read_text())
-        injected = [c for c in executed["cells"]
-                    if "injected-parameters" in c["metadata"].get("tags", [])]
-        source = "".join(injected[0]["source"]) if len(injected) == 1 else ""
-        assert str(run_dir) in source
-        assert (str(tiny) in source) == (name != "04_results")  # 04 reads only the run
-    history = (run_dir / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 4
+        source = _injected(run_dir / "notebooks" / f"{name}.ipynb")
+        assert f"run_dir = \"{run_dir}\"" in source
+        assert ('data = "cifar10"' in source) == (name != "04_results")  # 04 reads the run
+        assert ("epochs = 4" in source) == (name == "03_training")
+        assert ("overrides = {" in source) == (name == "03_training")
+        assert ("bank_size = 100" in source) == (name == "04_results")
+    assert not (run_dir / "config.yaml").exists()  # nothing ran
+    # The injected values are valid parameters of their notebook.
+    namespace = {}
+    exec(_injected(run_dir / "notebooks" / "03_training.ipynb"), namespace)
+    values = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    assert check_parameters(**values).overrides == {"learning_rate": 0.01}
+
+
+def test_the_notebooks_command_prepares_a_parameter_set(tmp_path, capsys):
+    from alexnet_lib.cli import main
+
+    run_dir = tmp_path / "smoke"
+    assert main(["notebooks", "--params", "smoke", "--run-dir", str(run_dir),
+                 "--prepare-only"]) == 0
+    assert f"(not executed): {run_dir / 'notebooks'}" in capsys.readouterr().out
+    assert "train_subset = 1000" in _injected(run_dir / "notebooks" / "03_training.ipynb")
+    assert main(["notebooks", "--params", "huge", "--run-dir", str(run_dir)]) == 2
+    assert "Unknown parameter set 'huge'" in capsys.readouterr().err
 
 
 @pytest.mark.notebooks

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_lib.data.pipeline import (Augment, compute_normalization, crop_policy, make_datasets,
-                                       transform_batch)
+from alexnet_lib.data.datasets import make_datasets
+from alexnet_lib.data.transforms import Augment, compute_normalization, crop_policy
 
 
 def _fake(n_train=200, n_test=50, size=16, classes=4, seed=0):
@@ -18,7 +18,8 @@ def _fake(n_train=200, n_test=50, size=16, classes=4, seed=0):
         ids = np.arange(n) + offset
         x[:, 0, 0, 0], x[:, 0, 0, 1] = ids % 256, ids // 256
         return x, (np.arange(n) % classes).astype(np.int32)
-    return {"train": split(n_train, 0), "test": split(n_test, 10000)}, tuple("abcdefghij"[:classes]), []
+    splits = {"train": split(n_train, 0), "test": split(n_test, 10000)}
+    return splits, tuple("abcdefghij"[:classes]), []
 
 
 def _ids(x):
@@ -91,7 +92,8 @@ def test_random_crop_is_a_window_of_the_padded_image_and_flip_mirrors():
     padded = np.pad(raw, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode="reflect")
     flips = 0
     for i in range(16):
-        windows = [padded[i, t:t + 16, l:l + 16] for t in range(2 * pad + 1) for l in range(2 * pad + 1)]
+        windows = [padded[i, top:top + 16, left:left + 16]
+                   for top in range(2 * pad + 1) for left in range(2 * pad + 1)]
         plain = any(np.allclose(w, x[i], atol=1e-5) for w in windows)
         mirrored = any(np.allclose(w[:, ::-1], x[i], atol=1e-5) for w in windows)
         assert plain or mirrored
@@ -122,7 +124,8 @@ def test_pca_jitter_adds_one_colour_offset_per_image_along_the_components():
     b, _ = next(iter(jitter.train(0)))
     diff = (b - a).numpy() * np.array(plain.normalization.std)  # back to the 0..1 scale
     per_image = diff.reshape(16, -1, 3)
-    np.testing.assert_allclose(per_image, per_image[:, :1, :].repeat(per_image.shape[1], 1), atol=1e-5)
+    np.testing.assert_allclose(per_image, per_image[:, :1, :].repeat(per_image.shape[1], 1),
+                               atol=1e-5)
     assert np.abs(per_image[:, 0]).max() > 1e-4
     # Every offset is a combination of the eigenvectors scaled by eigenvalues x N(0, 0.1).
     vecs, vals = np.array(plain.normalization.eigvec), np.array(plain.normalization.eigval)
@@ -153,7 +156,8 @@ def test_large_inputs_use_the_papers_scale_and_crop_with_ten_views():
     np.testing.assert_allclose(views[:, 4], centre, atol=1e-6)
     np.testing.assert_allclose(views[:, 9], centre[:, :, ::-1], atol=1e-6)
     raw = ds.splits["test"][0][:4]
-    canvas = tf.image.resize((raw / 255.0 - np.array(ds.normalization.mean)) / np.array(ds.normalization.std),
+    normalized = (raw / 255.0 - np.array(ds.normalization.mean)) / np.array(ds.normalization.std)
+    canvas = tf.image.resize(normalized,
                              (256, 256)).numpy()
     np.testing.assert_allclose(views[:, 0], canvas[:, :227, :227], atol=1e-4)
     np.testing.assert_allclose(views[:, 3], canvas[:, 29:, 29:], atol=1e-4)

@@ -17,7 +17,7 @@ HISTORY = [{"epoch": 0, "loss": 2.0, "accuracy": 0.3, "val_loss": 1.8, "val_accu
 def test_history_plots_both_curves():
     fig = plots.plot_history(HISTORY)
     lines = fig.axes[0].get_lines()
-    assert [list(l.get_ydata()) for l in lines] == [[0.3, 0.5], [0.35, 0.52]]
+    assert [list(line.get_ydata()) for line in lines] == [[0.3, 0.5], [0.35, 0.52]]
     fig, ax = plt.subplots()
     assert plots.plot_history(HISTORY, "loss", ax=ax) is fig
     assert list(ax.get_lines()[1].get_ydata()) == [1.8, 1.4]
@@ -44,7 +44,8 @@ def test_top5_grid_marks_the_true_class(tmp_path):
     for ax, p, label in zip(bar_axes, probs, labels):
         heights = sorted((b.get_width() for b in ax.patches), reverse=True)
         np.testing.assert_allclose(heights, np.sort(p)[::-1][:5])
-        reds = [b for b in ax.patches if b.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:red")]
+        red = matplotlib.colors.to_rgb("tab:red")
+        reds = [b for b in ax.patches if b.get_facecolor()[:3] == red]
         assert len(reds) == (label in np.argsort(-p)[:5])
     path = plots.save_figure(fig, tmp_path / "figures" / "top5.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

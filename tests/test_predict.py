@@ -3,21 +3,16 @@ same probabilities as classifying each image alone."""
 
 import numpy as np
 import pytest
+from helpers.tiny import COLOURS
 from PIL import Image
 
 from alexnet_lib.cli import main
 from alexnet_lib.predict import Predictor, expand_folders
-from test_train import COLOURS, cli_args, make_tree
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tree = make_tree(tmp_path_factory.mktemp("tree"))
-    run = tmp_path_factory.mktemp("run") / "run"
-    args = cli_args(tree, run, "--no-evaluate")
-    args[args.index("--epochs") + 1] = "2"
-    assert main(args) == 0
-    return run
+@pytest.fixture
+def run(trained):
+    return trained.run_dir
 
 
 def test_folders_expand_to_their_images_in_order(tmp_path):

@@ -18,33 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers.tiny import COLOURS, assert_finite_checkpoints, cli_args, config, copy_run, make_tree
 from PIL import Image
 
 from alexnet_lib.cli import _parse_overrides, main
 from alexnet_lib.data.folders import ImageError, decode_image, load_class_folders
-from alexnet_lib.train import Trainer, TrainingDiverged
-from test_train import COLOURS, assert_finite_checkpoints, cli_args, config, make_tree
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return make_tree(tmp_path_factory.mktemp("tree"))
-
-
-@pytest.fixture(scope="module")
-def trained(tree, tmp_path_factory):
-    """One finished two-epoch run (CLI, evaluated), copied by the tests that change it."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    args = cli_args(tree, run)
-    args[args.index("--epochs") + 1] = "2"
-    assert main(args) == 0
-    return run
-
-
-def _copy_run(trained, tmp_path) -> Path:
-    run = tmp_path / "run"
-    shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
-    return run
+from alexnet_lib.errors import TrainingDiverged
+from alexnet_lib.train import Trainer
 
 
 def _one_error_line(err: str) -> str:
@@ -56,6 +36,7 @@ def _one_error_line(err: str) -> str:
 
 # ----------------------------------------------------------------------------- 1: divergence
 
+@pytest.mark.slow
 def test_an_update_that_overflows_the_optimizer_state_stops_before_any_save(tree, tmp_path):
     """Forced, not left to a CPU's rounding: from optimizer step 6 on, the update writes
     infinity into one AdamW slot while the loss and the gradients stay finite."""
@@ -113,17 +94,10 @@ def test_divergence_from_the_cli_keeps_finite_checkpoints(tree, tmp_path, capsys
 
 def _other_tree(root: Path) -> Path:
     """The same classes as ``make_tree``'s, other images."""
-    rng = np.random.default_rng(7)
-    for split, n in (("train", 40), ("test", 12)):
-        for label, name in enumerate(["red", "green", "blue", "yellow"]):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                pixels = np.array(COLOURS[::-1][label]) + rng.normal(0, 60, (16, 16, 3))
-                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return make_tree(root, noise=60, colours=COLOURS[::-1], seed=7)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_other_data_behind_a_relative_path(tree, tmp_path, monkeypatch, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
     shutil.copytree(tree, first / "data")
@@ -193,7 +167,7 @@ def test_predict_reports_a_bomb_and_still_classifies_the_others(trained, tmp_pat
     bomb = _png_header(tmp_path / "bomb.png", 30000, 30000)
     red = tmp_path / "red.png"
     Image.fromarray(np.full((16, 16, 3), COLOURS[0], np.uint8)).save(red)
-    code = main(["predict", "--checkpoint", str(trained), "--json", str(bomb), str(red)])
+    code = main(["predict", "--checkpoint", str(trained.run_dir), "--json", str(bomb), str(red)])
     captured = capsys.readouterr()
     assert code == 1
     results = json.loads(captured.out)
@@ -212,6 +186,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 def test_one_live_process_per_run_folder_and_no_stale_lock(tree, tmp_path, capsys):
     from alexnet_lib.files import FolderLock
 
@@ -237,6 +212,7 @@ def test_one_live_process_per_run_folder_and_no_stale_lock(tree, tmp_path, capsy
 
 # ----------------------------------------------------------------------------- 5: failed starts
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [["--batch-size", "100000"], ["--set=warmup_epochs=nan"],
                                  ["--set=warmup_epochs=abc"]])
 def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tree, tmp_path, capsys, bad):
@@ -259,7 +235,7 @@ def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tree, tmp_path
 def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, capsys):
     from alexnet_lib.files import _HOST
 
-    run = _copy_run(trained, tmp_path)
+    run = copy_run(trained.run_dir, tmp_path / "run")
     ckpts = run / "checkpoints"
     kept = sorted(p.name for p in ckpts.iterdir())
     dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
@@ -274,9 +250,7 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
             path.write_bytes(b"x" * 100)
     live = run / f".metrics.json.{os.getppid()}.tmp"  # a live writer's file stays
     live.write_bytes(b"x")
-    args = cli_args(tree, run)
-    args[args.index("--epochs") + 1] = "2"
-    assert main(args) == 0
+    assert main(cli_args(tree, run)) == 0  # finished: it only evaluates, after cleaning
     assert "Removed 5 file(s) left by an interrupted run" in capsys.readouterr().out
     assert not any(p.exists() for p in debris)
     assert live.exists()
@@ -286,8 +260,9 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
 def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
     """What crashed extractions, downloads and cache writes left in the data folder goes the
     next time that folder is written; a live writer's temporary file stays."""
-    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
     from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
+
+    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -325,8 +300,9 @@ def test_an_empty_class_folder_or_a_link_to_its_parent_is_refused(tmp_path):
 # ----------------------------------------------------------------------------- 8: archive cache
 
 def test_the_extraction_cache_is_keyed_by_content(tmp_path):
-    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
     from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
+
+    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
 
     def archive(folder, seed, extra=None):
         folder.mkdir()
@@ -356,7 +332,7 @@ def test_set_reads_numbers_in_any_notation():
     from alexnet_lib.cli import build_parser, train_config_from_args
 
     args = build_parser().parse_args(["train", "--set", "learning_rate=1e-3"])
-    assert train_config_from_args(args).resolved_recipe().learning_rate == 0.001
+    assert train_config_from_args(args).resolve().recipe.learning_rate == 0.001
 
 
 @pytest.mark.parametrize("args, message", [
@@ -390,6 +366,7 @@ def test_a_file_as_run_folder_is_refused(tree, tmp_path, capsys):
     assert path.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_offline_download_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     from alexnet_lib.data import cifar10
 
@@ -403,6 +380,7 @@ def test_offline_download_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     assert "Could not download http://127.0.0.1:9/" in line and "DATA=" in line
 
 
+@pytest.mark.slow
 def test_a_data_folder_that_is_a_file_only_costs_the_cache(tree, tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "data-file"
     blocker.write_text("a file where the data folder should be")
@@ -418,7 +396,7 @@ def test_a_data_folder_that_is_a_file_only_costs_the_cache(tree, tmp_path, monke
 
 def test_an_unwritable_run_folder_is_refused_before_evaluating(trained, tmp_path, monkeypatch,
                                                                capsys):
-    run = _copy_run(trained, tmp_path)
+    run = copy_run(trained.run_dir, tmp_path / "run")
     before = (run / "metrics.json").read_bytes()
     touch = Path.touch
 
@@ -436,6 +414,7 @@ def test_an_unwritable_run_folder_is_refused_before_evaluating(trained, tmp_path
     assert (run / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["OSError", "TensorFlow"])
 def test_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoints(tree, tmp_path, monkeypatch,
                                                                     capsys, kind):
@@ -499,7 +478,7 @@ def test_a_model_with_bad_inference_information_is_refused(trained, tmp_path, ca
                                                            message):
     red = tmp_path / "red.png"
     Image.fromarray(np.full((16, 16, 3), COLOURS[0], np.uint8)).save(red)
-    bad = _edit_info(trained / "checkpoints" / "best.keras", tmp_path / "bad.keras", edit)
+    bad = _edit_info(trained.run_dir / "checkpoints" / "best.keras", tmp_path / "bad.keras", edit)
     assert main(["predict", "--checkpoint", str(bad), str(red)]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "bad.keras carries bad inference information" in line and message in line
@@ -507,13 +486,13 @@ def test_a_model_with_bad_inference_information_is_refused(trained, tmp_path, ca
 
 def test_misleading_words_are_gone(trained, tmp_path, capsys):
     truncated = tmp_path / "truncated.keras"
-    truncated.write_bytes((trained / "checkpoints" / "best.keras").read_bytes()[:5000])
+    truncated.write_bytes((trained.run_dir / "checkpoints" / "best.keras").read_bytes()[:5000])
     assert main(["predict", "--checkpoint", str(truncated), "x.png"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "not a zip archive" in line and "File not found" not in line
     folder = tmp_path / "images"
     folder.mkdir()
-    assert main(["predict", "--checkpoint", str(trained), str(folder)]) == 1
+    assert main(["predict", "--checkpoint", str(trained.run_dir), str(folder)]) == 1
     err = capsys.readouterr().err
     assert "is a folder, not an image file" in err and "IsADirectoryError" not in err
     assert main(["train", "--epochs", "0"]) == 2
@@ -527,8 +506,9 @@ def test_misleading_words_are_gone(trained, tmp_path, capsys):
 
 
 def test_the_user_archive_message_names_what_a_cli_user_can_do(tmp_path):
-    from alexnet_lib.data.cifar10 import ChecksumError, load_cifar10
     from test_cifar10 import _make_tar
+
+    from alexnet_lib.data.cifar10 import ChecksumError, load_cifar10
 
     archive = _make_tar(tmp_path / "mine.tar.gz", {"cifar-10-batches-bin/test_batch.bin": b"x"})
     with pytest.raises(ChecksumError, match="extract it and pass its folder"):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import check_writable, remove_debris, temp_name
+from ..files import check_writable, move_into_place, remove_debris, temp_name
 from ..paths import DATA_ENV, data_dir
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -216,10 +216,7 @@ def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike) -> P
             raise ValueError(f"{archive} is not a readable tar archive ({error}); it may be "
                              f"truncated or corrupt. Delete it and download it again.") from error
         for entry in tmp.iterdir():
-            final = target_dir / entry.name
-            if final.exists():
-                shutil.rmtree(final) if final.is_dir() else final.unlink()
-            os.replace(entry, final)
+            move_into_place(entry, target_dir / entry.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target_dir

@@ -1,4 +1,5 @@
-"""ImageNet-style class-folder trees: ``<root>/<split>/<class>/<image>`` or ``<root>/<class>/<image>``.
+"""ImageNet-style class-folder trees: ``<root>/<split>/<class>/<image>`` or
+``<root>/<class>/<image>``.
 
 * Class names are the class folder names in sorted (code point) order, the order Keras'
   ``image_dataset_from_directory`` uses; label ``i`` is ``class_names[i]``. For the CIFAR-10
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..files import remove_debris, temp_name
+from ..files import remove_debris, write_through
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -83,7 +84,8 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
                     f"{MAX_IMAGE_PIXELS:,} this project decodes (a decompression bomb, or an "
                     f"image to downscale first). Remove or shrink the file{SKIP_HINT}.")
             image.load()
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            if image.mode in ("RGBA", "LA", "PA") or (
+                    image.mode == "P" and "transparency" in image.info):
                 # Composite on white: a transparent background is not black.
                 rgba = image.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -122,7 +124,8 @@ def _list_files(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def scan_class_folders(root: str | os.PathLike) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int]]]]:
+def scan_class_folders(root: str | os.PathLike
+                       ) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int]]]]:
     """Class names and ``{split: [(file, label), ...]}`` of a tree, without decoding anything.
 
     Raises:
@@ -136,7 +139,8 @@ def scan_class_folders(root: str | os.PathLike) -> tuple[tuple[str, ...], dict[s
             f"Class-folder source {str(root)!r} is not a folder. Expected <root>/<class>/<image> "
             f"or <root>/<split>/<class>/<image> with split in train, val, test.")
     subfolders = {p.name: p for p in _list_class_folders(root)}
-    split_folders = {SPLIT_NAMES[name]: path for name, path in subfolders.items() if name in SPLIT_NAMES}
+    split_folders = {SPLIT_NAMES[name]: path for name, path in subfolders.items()
+                     if name in SPLIT_NAMES}
     if "train" not in split_folders:
         split_folders = {"train": root}
     classes = tuple(p.name for p in _list_class_folders(split_folders["train"]))
@@ -192,19 +196,21 @@ def _read_cache(path: Path, classes) -> FolderDataset | None:
         return None  # unreadable cache: decode again (and overwrite it)
 
 
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as handle:  # a handle: np.savez would add .npz to a name
+        np.savez(handle, **arrays)
+
+
 def _write_cache(path: Path, dataset: FolderDataset) -> None:
     arrays = {"splits": np.array(list(dataset.splits)),
               "skipped": np.array([str(p) for p in dataset.skipped], dtype=str)}
     for split, (x, y) in dataset.splits.items():
         arrays.update({f"{split}_x": x, f"{split}_y": y,
                        f"{split}_files": np.array([str(p) for p in dataset.files[split]])})
-    tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_debris(path.parent)
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
+        write_through(path, lambda tmp: _savez(tmp, arrays))
     except OSError as error:
         # The cache only saves time: a cache folder that cannot be written (read-only, a
         # file, full) must not stop the work that needed the images.
@@ -212,11 +218,6 @@ def _write_cache(path: Path, dataset: FolderDataset) -> None:
         print(f"warning: cannot cache the decoded images in {path.parent} ({reason}); "
               f"continuing without the cache. Set ALEXNET_DATA_DIR to a writable folder to "
               f"keep it.", file=sys.stderr)
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def load_class_folders(root: str | os.PathLike, *, skip_corrupt: bool = False,

@@ -23,7 +23,8 @@ import json, sys
 import numpy as np
 from alexnet_lib.distribute import make_strategy
 strategy = make_strategy("multiworker")
-from alexnet_lib.train import TrainConfig, Trainer
+from alexnet_lib.config import TrainConfig
+from alexnet_lib.train import Trainer
 spec = json.loads(sys.argv[1])
 trainer = Trainer(TrainConfig(**spec["config"]), strategy=strategy)
 trainer.fit()
@@ -36,7 +37,8 @@ print("optimizer iterations", int(trainer.optimizer.iterations.numpy()), flush=T
 def loopback_up() -> None:
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh", b"lo", 0)))[1]
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
 
 
@@ -55,7 +57,8 @@ def latest_step(checkpoints: Path) -> int:
     if not state.exists():
         return -1
     text = state.read_text()
-    steps = [int(part.split("ckpt-")[1].split('"')[0]) for part in text.splitlines() if "ckpt-" in part]
+    steps = [int(part.split("ckpt-")[1].split('"')[0]) for part in text.splitlines()
+             if "ckpt-" in part]
     return max(steps, default=-1)
 
 

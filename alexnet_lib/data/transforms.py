@@ -1,0 +1,385 @@
+"""Per-batch transforms: normalization, the crop policies, augmentation and test-time views.
+
+Everything here works on one batch (or one image) and holds no data set: training's
+pipeline (:mod:`alexnet_lib.data.datasets`), evaluation, ``predict``, ``export`` and the
+notebooks' analysis all transform images through these functions, so they agree exactly.
+
+Three crop policies follow from the model's input size ``S`` (see :func:`crop_policy`):
+
+* ``pad`` (``S <= 64``, e.g. the ``cifar`` preset at 32): images are resized to ``S`` if
+  needed; training crops a random ``S x S`` window from the image reflect-padded by ``S/8``.
+* ``crop`` (``S`` a little under the stored size, e.g. 24 from CIFAR's 32, as TensorFlow's
+  classic CIFAR-10 model trained): a random ``S x S`` window of the stored image; evaluation
+  takes the centre.
+* ``scale`` (``S > 64``, the ``paper`` and ``seed`` presets at 227): images are resized to
+  ``L = round(S * 256 / 227)`` (256 for 227), as the paper rescaled ImageNet to 256; training
+  takes a random ``S x S`` crop, evaluation the centre crop.
+
+In each, the 10-view test-time augmentation (``views="tta"``) takes the paper's four corner
+and centre crops of the same canvas (the padded or rescaled image) and their mirror images;
+``views="flip"`` takes the centre view and its mirror image.
+
+Random transforms are stateless, derived from a seed the caller passes per batch.
+"""
+
+from __future__ import annotations
+
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..checks import check_int
+from ..model import MAX_IMAGE_SIZE
+
+NORMALIZATIONS = ("channel", "mean_image")
+# Test-time views: the centre crop alone, it and its mirror image, or the paper's 10 patches
+# (four corners and the centre, and their mirror images). CENTER_VIEW: where the centre crop
+# sits among each set's views.
+VIEWS = ("center", "flip", "tta")
+CENTER_VIEW = {"center": 0, "flip": 0, "tta": 4}
+PCA_STD = 0.1  # the paper's standard deviation of the colour-jitter coefficients
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Training augmentation switches (evaluation never augments).
+
+    Attributes:
+        crop: random crop (pad-and-crop for small inputs, the paper's crops for large ones).
+        flip: random horizontal mirror.
+        pca: the paper's PCA colour jitter (Section 4.1).
+    """
+
+    crop: bool = True
+    flip: bool = True
+    pca: bool = False
+
+    @classmethod
+    def from_value(cls, value: "Augment | dict | bool | str | None") -> "Augment":
+        """``True``/``"all"``: every switch; ``False``/``None``/``"none"``: none; a dict,
+        or a comma-separated string such as ``"crop,flip"``, names the switches that are on."""
+        if isinstance(value, Augment):
+            return value
+        if value is True or value == "all":
+            return cls(True, True, True)
+        if value in (False, None, "none", ""):
+            return cls(False, False, False)
+        if isinstance(value, str):
+            value = {name.strip(): True for name in value.split(",")}
+        if isinstance(value, dict):
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(value) - names
+            if unknown:
+                raise ValueError(f"Unknown augmentation {sorted(unknown)}: choose from "
+                                 f"{sorted(names)}. Received: augment={value!r}")
+            return cls(**{n: bool(value.get(n, False)) for n in names})
+        raise ValueError(f"augment must be a bool, a dict or a string like 'crop,flip'. "
+                         f"Received: augment={value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Statistics of the training split, reused by evaluation and inference.
+
+    ``channel`` maps a pixel ``p`` (0..255) to ``(p / 255 - mean) / std`` per channel;
+    ``mean_image`` is the paper's: ``p - mean_image`` on the 0..255 scale. ``eigval`` and
+    ``eigvec`` are the principal components of RGB values (0..1 scale) for the colour jitter.
+    """
+
+    mode: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    eigval: tuple[float, float, float]
+    eigvec: tuple[tuple[float, float, float], ...]
+    mean_image: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in ("mode", "mean", "std", "eigval", "eigvec")}
+        data = {k: np.asarray(v).tolist() if not isinstance(v, str) else v for k, v in data.items()}
+        if self.mean_image is not None:
+            data["mean_image"] = np.round(np.asarray(self.mean_image, np.float32), 4).tolist()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Normalization":
+        """Statistics saved by :meth:`to_dict`, checked.
+
+        Raises:
+            ValueError: naming the bad entry (a missing field, a non-finite value, a
+                standard deviation that is not positive: it would divide by zero).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"normalization statistics must be a mapping. Received: {data!r}"[:200])
+
+        def vector(name, shape, positive=False):
+            try:
+                value = np.asarray(data[name], np.float64)
+            except KeyError:
+                raise ValueError(f"normalization statistics lack {name!r}") from None
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value.shape != shape or not np.isfinite(value).all() or (
+                    positive and not (value > 0).all()):
+                need = "positive finite numbers" if positive else "finite numbers"
+                raise ValueError(f"normalization {name} must be {shape} {need}. Received: "
+                                 f"{name}={data.get(name)!r}"[:300])
+            return value
+
+        mode = data.get("mode")
+        if mode not in NORMALIZATIONS:
+            raise ValueError(f"normalization mode must be one of {NORMALIZATIONS}. "
+                             f"Received: mode={mode!r}")
+        mean, std = vector("mean", (3,)), vector("std", (3,), positive=True)
+        eigval, eigvec = vector("eigval", (3,)), vector("eigvec", (3, 3))
+        mean_image = data.get("mean_image")
+        if mean_image is not None or mode == "mean_image":
+            mean_image = np.asarray(mean_image, np.float32) if mean_image is not None else None
+            if mean_image is None or mean_image.ndim != 3 or mean_image.shape[-1] != 3 or (
+                    not np.isfinite(mean_image).all()):
+                raise ValueError("normalization mode 'mean_image' needs a finite H x W x 3 "
+                                 "mean_image.")
+        return cls(mode=mode, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
+                   eigval=tuple(eigval.tolist()), eigvec=tuple(tuple(r) for r in eigvec.tolist()),
+                   mean_image=mean_image)
+
+
+def compute_normalization(images: np.ndarray | list[np.ndarray], mode: str = "channel",
+                          chunk: int = 4096) -> Normalization:
+    """Per-channel mean/std, RGB principal components and (for ``mean_image``) the mean image
+    of uint8 ``images`` (an ``N x H x W x 3`` array, or a list of ``H x W x 3`` arrays).
+
+    Raises:
+        ValueError: for an unknown ``mode``, or ``mean_image`` over images of several sizes.
+    """
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f"Unknown normalization {mode!r}: choose from {NORMALIZATIONS}.")
+    total = np.zeros(3)
+    outer = np.zeros((3, 3))
+    count = 0
+    image_sum = None
+    pieces = (images[i:i + chunk] for i in range(0, len(images), chunk)) if isinstance(
+        images, np.ndarray) else ([x] for x in images)
+    for piece in pieces:
+        pixels = np.concatenate([np.asarray(x, np.float64).reshape(-1, 3) for x in piece]) / 255.0
+        total += pixels.sum(0)
+        outer += pixels.T @ pixels
+        count += len(pixels)
+        if mode == "mean_image":
+            if not isinstance(images, np.ndarray):
+                raise ValueError("normalization='mean_image' needs images of one size; this "
+                                 "source has several. Use normalization='channel'.")
+            s = np.asarray(piece, np.float64).sum(0)
+            image_sum = s if image_sum is None else image_sum + s
+    mean = total / count
+    cov = outer / count - np.outer(mean, mean)
+    # A channel without variation is divided by one grey level, not by zero.
+    std = np.maximum(np.sqrt(np.clip(np.diag(cov), 0, None)), 1 / 255)
+    eigval, eigvec = np.linalg.eigh(cov)
+    return Normalization(
+        mode=mode, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
+        eigval=tuple(np.clip(eigval, 0, None).tolist()),
+        eigvec=tuple(tuple(row) for row in eigvec.tolist()),
+        mean_image=None if image_sum is None else (image_sum / len(images)).astype(np.float32),
+    )
+
+
+def crop_policy(image_size: int, stored_size: int | None = None) -> tuple[str, int]:
+    """How crops of ``image_size`` are taken from images stored at ``stored_size``.
+
+    ``("scale", canvas)`` for inputs over 64 pixels (rescale to ``canvas``, crop);
+    ``("crop", stored_size)`` when the input is a little smaller than the stored image (up to
+    1.5x, e.g. 24 from 32, as TensorFlow's classic CIFAR-10 model did): crop without
+    resizing; else ``("pad", padding)``: resize to ``image_size``, reflect-pad, crop.
+    """
+    if image_size > 64:
+        return "scale", int(round(image_size * 256 / 227))
+    if stored_size is not None and image_size < stored_size <= round(image_size * 1.5):
+        return "crop", int(stored_size)
+    return "pad", max(1, round(image_size / 8))
+
+
+def _seeds(seed: tf.Tensor, n: int) -> tf.Tensor:
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n)
+
+
+def normalize_batch(images: tf.Tensor, norm: Normalization, *, pca_seed: tf.Tensor | None = None
+                    ) -> tf.Tensor:
+    """uint8 (or 0..255 float) ``B x H x W x 3`` → normalized float32, with the paper's PCA
+    colour jitter when ``pca_seed`` is given."""
+    x = tf.cast(images, tf.float32)
+    offset = 0.0
+    if pca_seed is not None:
+        alpha = tf.random.stateless_normal([tf.shape(x)[0], 3], pca_seed, stddev=PCA_STD)
+        eigvec = tf.constant(norm.eigvec, tf.float32)        # columns are the components
+        eigval = tf.constant(norm.eigval, tf.float32)
+        offset = tf.matmul(alpha * eigval, eigvec, transpose_b=True)[:, None, None, :]
+    if norm.mode == "mean_image":
+        mean_image = tf.constant(norm.mean_image, tf.float32)
+        if mean_image.shape[:2] != x.shape[1:3]:
+            mean_image = tf.image.resize(mean_image, tf.shape(x)[1:3])
+        return x - mean_image + 255.0 * offset
+    mean = tf.constant(norm.mean, tf.float32)
+    std = tf.constant(norm.std, tf.float32)
+    return (x / 255.0 + offset - mean) / std
+
+
+def _crop(x: tf.Tensor, top: tf.Tensor, left: tf.Tensor, size: int) -> tf.Tensor:
+    """Per-image crops of a batch: rows ``top[i]..top[i]+size``, same for columns."""
+    rows = top[:, None] + tf.range(size)[None, :]
+    cols = left[:, None] + tf.range(size)[None, :]
+    x = tf.gather(x, rows, axis=1, batch_dims=1)
+    return tf.gather(x, cols, axis=2, batch_dims=1)
+
+
+def _canvas(x: tf.Tensor, image_size: int) -> tf.Tensor:
+    """The image the crops are taken from: padded (small inputs) or rescaled (large)."""
+    policy, value = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
+    if policy == "crop":
+        return x
+    if policy == "pad":
+        if x.shape[1] != image_size or x.shape[2] != image_size:
+            x = tf.image.resize(x, (image_size, image_size))
+        return tf.pad(x, [[0, 0], [value, value], [value, value], [0, 0]], mode="REFLECT")
+    if x.shape[1] != value or x.shape[2] != value:
+        x = tf.image.resize(x, (value, value))
+    return x
+
+
+def check_views(views: str, name: str = "views") -> str:
+    """``views`` if it names a set of test-time views (:data:`VIEWS`), else one ``ValueError``
+    naming the value and the choices."""
+    if isinstance(views, bool) or views not in VIEWS:
+        raise ValueError(f"Unknown test-time views {views!r}: `{name}` must be one of "
+                         f"{list(VIEWS)}. Received: {name}={views!r}")
+    return views
+
+
+def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
+                    augment: Augment | None = None, seed: tf.Tensor | None = None,
+                    views: str = "center") -> tf.Tensor:
+    """Normalize, resize and crop a uint8 batch to ``image_size``.
+
+    Args:
+        images: uint8 ``B x H x W x 3``.
+        norm: training-split statistics.
+        image_size: the model's input size.
+        augment: training augmentation (``None`` for evaluation); needs ``seed``.
+        seed: int64 ``[2]`` seed of the stateless random ops.
+        views: for evaluation, one of :data:`VIEWS`: ``"center"`` (one view), ``"flip"``
+            (the centre view and its mirror image: ``B x 2 x S x S x 3``) or ``"tta"`` (the
+            paper's 10 views: ``B x 10 x S x S x 3``).
+    """
+    check_views(views)
+    crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
+                                      else (None, None, None))
+    x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
+    policy, _ = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
+    if augment is None or not augment.crop:
+        if policy == "pad" and views != "tta":
+            if x.shape[1] != image_size or x.shape[2] != image_size:
+                x = tf.image.resize(x, (image_size, image_size))
+            canvas = None
+        else:
+            canvas = _canvas(x, image_size)
+        if views == "tta":
+            margin = canvas.shape[1] - image_size
+            corners = [(0, 0), (0, margin), (margin, 0), (margin, margin),
+                       (margin // 2, margin // 2)]
+            crops = [canvas[:, top:top + image_size, left:left + image_size, :]
+                     for top, left in corners]
+            crops += [tf.reverse(c, axis=[2]) for c in crops]
+            return tf.stack(crops, axis=1)
+        if canvas is not None:
+            offset = (canvas.shape[1] - image_size) // 2
+            x = canvas[:, offset:offset + image_size, offset:offset + image_size, :]
+        if views == "flip":
+            return tf.stack([x, tf.reverse(x, axis=[2])], axis=1)
+    else:
+        canvas = _canvas(x, image_size)
+        margin = canvas.shape[1] - image_size
+        batch = tf.shape(canvas)[0]
+        offsets = tf.random.stateless_uniform([2, batch], crop_seed, maxval=margin + 1,
+                                              dtype=tf.int32)
+        x = _crop(canvas, offsets[0], offsets[1], image_size)
+    if augment is not None and augment.flip:
+        flip = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], flip_seed) < 0.5
+        x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+    return x
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 ``H x W x 3`` image resized (antialiased) to ``size x size`` uint8."""
+    if image.shape[:2] == (size, size):
+        return image
+    resized = tf.image.resize(image, (size, size), antialias=True)
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a model's images were prepared, which a saved model carries so that inference
+    sees images exactly as evaluation did.
+
+    Attributes:
+        class_names: one name per output, in output order.
+        image_size: the network's input side.
+        input_size: the side of what the pipeline yields: ``image_size``, or the stored side
+            when the model's first layer resizes (``resize_in_model``).
+        stored_size: ``(height, width)`` of the training images, ``None`` when they had
+            several sizes; inference brings every image to it first.
+        normalization: the training split's statistics.
+        eval_views: the test-time views the model's recipe evaluates with.
+    """
+
+    class_names: tuple[str, ...]
+    image_size: int
+    input_size: int
+    stored_size: tuple[int, int] | None
+    normalization: Normalization
+    eval_views: str = "center"
+
+    def to_info(self) -> dict[str, Any]:
+        """Plain values, as the model file's ``inference_info`` holds them."""
+        return {"class_names": list(self.class_names), "image_size": self.image_size,
+                "input_size": self.input_size, "stored_size": list(self.stored_size or ()),
+                "normalization": self.normalization.to_dict(), "eval_views": self.eval_views}
+
+    @classmethod
+    def from_info(cls, info: Any) -> "Preprocessing":
+        """The preprocessing an ``inference_info`` mapping describes, checked.
+
+        Raises:
+            ValueError: naming the missing or bad entry.
+        """
+        if not isinstance(info, dict):
+            raise ValueError(f"expected a mapping, found {type(info).__name__}")
+        names = info.get("class_names")
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(
+                f"class_names must be a list of non-empty strings, found {names!r}"[:300])
+        sizes = {key: check_int(key, info.get(key), 1, MAX_IMAGE_SIZE)
+                 for key in ("input_size", "image_size") if key in info}
+        if "input_size" not in sizes:
+            raise ValueError("input_size is missing")
+        stored = info.get("stored_size") or []
+        if not isinstance(stored, (list, tuple)) or len(stored) not in (0, 2) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in stored):
+            raise ValueError(f"stored_size must list two positive integers, found {stored!r}")
+        return cls(class_names=tuple(names), input_size=sizes["input_size"],
+                   image_size=sizes.get("image_size", sizes["input_size"]),
+                   stored_size=tuple(stored) or None,
+                   normalization=Normalization.from_dict(info.get("normalization")),
+                   eval_views=check_views(info.get("eval_views", "center")))
+
+    def to_stored(self, image: np.ndarray) -> np.ndarray:
+        """A uint8 image at the size the training images were stored at (square stores)."""
+        return resize_image(image, self.stored_size[0]) if self.stored_size else image
