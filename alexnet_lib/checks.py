@@ -1,4 +1,5 @@
-"""Typed value checks shared by the presets, the recipes, the CLI and the notebooks.
+"""Every value check of the project, for presets, recipes, run configurations, layers, data,
+the CLI and the notebooks alike.
 
 Each check takes the name a person typed and the value, returns the value in its proper
 type (an integer-valued float becomes an ``int``, an ``int`` a ``float``, ``"1e-3"`` the

@@ -130,9 +130,12 @@ def check_writable(folder: Path, what: str) -> None:
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise PermissionError(
-            errno.EACCES, f"{what} {folder} is not writable ({error.strerror}): fix its "
-                          f"permissions or choose another folder") from None
+        raise _unwritable(what, folder, error, "is not writable") from None
+
+
+def _unwritable(what: str, folder: Path, error: OSError, verb: str) -> PermissionError:
+    return PermissionError(errno.EACCES, f"{what} {folder} {verb} ({error.strerror}): fix its "
+                                         f"permissions or choose another folder")
 
 
 class FolderBusy(RuntimeError):
@@ -164,9 +167,7 @@ class FolderLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise PermissionError(
-                errno.EACCES, f"{self.what} {self.folder} cannot be written ({error.strerror}): "
-                              f"fix its permissions or choose another folder") from None
+            raise _unwritable(self.what, self.folder, error, "cannot be written") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
