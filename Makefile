@@ -19,7 +19,7 @@ ARGS ?=
 PARAMS ?= smoke
 KERNEL := alexnet-cifar10
 
-.PHONY: help setup train test test-fast bench notebooks lab clean
+.PHONY: help setup train test test-fast bench notebooks ablations lab clean
 
 help:
 	@echo "make train   train the default CPU job and evaluate it (PRESET=$(PRESET) DATA=$(DATA))"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-fast   the fast tier: no training runs, subprocesses, notebooks or real data"
 	@echo "make bench   measure training throughput (docs/benchmarks.md)"
 	@echo "make notebooks PARAMS=smoke|cpu|gpu-seed|gpu-paper   run the four notebooks (papermill)"
+	@echo "make ablations PARAMS=smoke|full   the paper's claims: notebook 05's sweep (papermill)"
 	@echo "make lab     start JupyterLab with the project's kernel"
 	@echo "make clean   remove caches (keeps .venv, data/ and runs/)"
 
@@ -52,6 +53,12 @@ test-fast: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m alexnet_lib notebooks --params $(PARAMS) \
+		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
+
+# The ablation sweep (notebook 05) with notebooks/params/ablations-<PARAMS>.yaml: PARAMS=smoke
+# (default, minutes) or full (the README's claims table); DATA and RUN_DIR override the set's.
+ablations: $(STAMP)
+	$(PY) -m alexnet_lib notebooks --params ablations-$(PARAMS) --only 05_ablations \
 		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
 
 # Registers the environment as a Jupyter kernel for this user ("AlexNet (alexnet-cifar10)"),

@@ -169,7 +169,8 @@ def cmd_notebooks(args) -> int:
 
     try:
         run_dir = run_notebooks(args.params, data=args.data, run_dir=args.run_dir,
-                                log_output=args.log_output, prepare_only=args.prepare_only)
+                                log_output=args.log_output, prepare_only=args.prepare_only,
+                                **({"notebooks": args.only.split(",")} if args.only else {}))
     except papermill.PapermillExecutionError as error:
         print(f"error: notebook cell {error.exec_count} failed: {error.ename}: {error.evalue} "
               f"(the executed notebook up to that cell is in the run folder's notebooks/)",
@@ -180,6 +181,18 @@ def cmd_notebooks(args) -> int:
         return 0
     print(f"Executed notebooks: {run_dir / 'notebooks'}")
     print(f"Figures: {run_dir / 'figures'}")
+    return 0
+
+
+def cmd_ablations(args) -> int:
+    from .notebooks import run_ablations  # lazy: keeps --help fast
+
+    chosen = {"variants": args.variants.split(",") if args.variants else None,
+              "seeds": [check_int("--seeds", v.strip(), 0) for v in args.seeds.split(",")]
+              if args.seeds else None}
+    table = run_ablations(args.params, data=args.data, run_dir=args.run_dir,
+                         **{k: v for k, v in chosen.items() if v is not None})
+    print(table)
     return 0
 
 
@@ -317,10 +330,29 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--run-dir", help="override the set's run folder")
     notebooks.add_argument("--log-output", action="store_true",
                            help="echo the notebooks' output while they run")
+    notebooks.add_argument("--only", metavar="NAME[,NAME]",
+                           help="run these notebooks instead of 01..04, e.g. --only "
+                                "05_ablations (with --params ablations-smoke|ablations-full)")
     notebooks.add_argument("--prepare-only", action="store_true",
                            help="write the notebooks with their parameters injected, without "
                                 "executing them (to run them in JupyterLab)")
     notebooks.set_defaults(func=cmd_notebooks)
+
+    ablations = sub.add_parser(
+        "ablations", help="the paper's claims: train and compare the ablation variants",
+        description="Train every variant of notebooks/params/ablations-<PARAMS>.yaml (each "
+                    "variant and seed into its own run folder: an interrupted sweep resumes) "
+                    "and print the claims table; notebook 05 (make ablations) shows the same "
+                    "with its figures.")
+    ablations.add_argument("--params", default="smoke",
+                           help="smoke (default) or full: notebooks/params/ablations-<PARAMS>.yaml")
+    ablations.add_argument("--data", help="override the set's data source")
+    ablations.add_argument("--run-dir", help="override the set's sweep folder")
+    ablations.add_argument("--variants", metavar="NAME[,NAME]",
+                           help="only these variants (baseline, tanh, no-lrn, non-overlapping, "
+                                "no-dropout, one-tower)")
+    ablations.add_argument("--seeds", metavar="N[,N]", help="only these seeds")
+    ablations.set_defaults(func=cmd_ablations)
     return parser
 
 

@@ -165,6 +165,14 @@ RECIPES: dict[str, Recipe] = {
         batch_size=32, epochs=9, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.1, augment="flip", eval_views="flip",
         preset_overrides={"dropout": 0.0}),
+    "ablation": Recipe(
+        name="ablation",
+        description="The ablation sweep's (alexnet_lib.ablations), the same for every variant: "
+                    "AdamW at a constant lr 1e-3 (decay 0.05), batch 64, random flips, no "
+                    "label smoothing, the preset's own dropout (the paper's 0.5), the centre "
+                    "view; the budget (epochs, images) is the sweep's.",
+        preset="cifar", optimizer="adamw", learning_rate=1e-3, weight_decay=0.05,
+        batch_size=64, epochs=5, schedule="constant", augment="flip", eval_views="center"),
 }
 
 

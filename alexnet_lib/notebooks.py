@@ -7,17 +7,28 @@ curves, and the papermill runner behind ``make notebooks PARAMS=<name>``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import shutil
 import tempfile
 import types
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
 
-from .checks import check_bool, check_choice, check_int, check_mapping
+from .ablations import (
+    VARIANTS,
+    Sweep,
+    check_table,
+    claims,
+    claims_table,
+    markdown_table,
+    run_sweep,
+    save_summary,
+)
+from .checks import check_bool, check_choice, check_float, check_int, check_mapping
 from .config import RECIPES, TrainConfig, make_train_config
 from .data.transforms import check_views
 from .distribute import STRATEGIES
@@ -28,6 +39,8 @@ from .runs import RunFolder
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
 NOTEBOOKS = ("01_data_exploration", "02_model_building", "03_training", "04_results")
+# The ablation sweep's notebook, run on its own (make ablations): parameter sets ablations-*.
+ABLATIONS = "05_ablations"
 TINY_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck")
 
@@ -147,7 +160,18 @@ _CHECKS = {
     "towers": check_bool,
     "lrn": check_bool,
     "overrides": lambda name, value: check_mapping(name, value),
+    "seeds": lambda name, value: _check_list(name, value, lambda v: check_int(name, v, 0)),
+    "variants": lambda name, value: _check_list(
+        name, value, lambda v: check_choice(name, v, VARIANTS)),
+    "target_error": lambda name, value: check_float(name, value, 0.0, 1.0, min_open=True,
+                                                    max_open=True),
 }
+
+
+def _check_list(name: str, value: Any, check) -> list:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"`{name}` must be a non-empty list. Received: {name}={value!r}")
+    return [check(v) for v in value]
 
 
 def check_parameters(**params: Any) -> types.SimpleNamespace:
@@ -155,7 +179,8 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
 
     Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
     ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``,
-    ``towers``, ``lrn``, ``overrides``; any other integer is checked to be positive. Returns
+    ``towers``, ``lrn``, ``overrides``, ``seeds``, ``variants``, ``target_error``; any other
+    integer is checked to be positive. Returns
     the values as attributes (``data`` resolved, ``run_dir`` and ``figures`` as paths; a
     relative ``run_dir`` is under the project, ``runs/...`` under the runs folder).
 
@@ -279,7 +304,7 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     sources = [NOTEBOOK_DIR / f"{name}.ipynb" for name in notebooks]
     for source in sources:
         if not source.exists():
-            raise ValueError(f"No notebook {source}; choose from {list(NOTEBOOKS)}.")
+            raise ValueError(f"No notebook {source}; choose from {[*NOTEBOOKS, ABLATIONS]}.")
     declared = {source: set(papermill.inspect_notebook(str(source))) for source in sources}
     known = set().union(*declared.values())
     unknown = sorted(set(values) - known)
@@ -299,3 +324,27 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
             cwd=str(PROJECT_ROOT), kernel_name=kernel_name, progress_bar=False,
             log_output=log_output, prepare_only=prepare_only)
     return checked.run_dir
+
+
+def run_ablations(params: str | dict[str, Any], *, data: str | None = None,
+                  run_dir: str | None = None, log: Callable[[str], None] = print,
+                  **overrides: Any) -> str:
+    """The sweep of a parameter set (``notebooks/params/ablations-<name>.yaml``, or a dict of
+    notebook 05's parameters) with ``overrides`` of its parameters (e.g. ``variants``,
+    ``seeds``), run, summarized and saved; returns the Markdown table."""
+    values = dict(load_params(f"ablations-{params}") if isinstance(params, str) else params)
+    values.update(overrides)
+    if data is not None:
+        values["data"] = data
+    if run_dir is not None:
+        values["run_dir"] = run_dir
+    p = check_parameters(**values)
+    sweep = Sweep(root=p.run_dir, data=p.data, **{
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(p).items()
+        if k in {f.name for f in dataclasses.fields(Sweep)} - {"root", "data"}})
+    results = run_sweep(sweep, log=log)
+    rows = claims(sweep, results)
+    table = claims_table(rows, sweep)
+    check_table(table)
+    save_summary(sweep, results, rows, table)
+    return markdown_table(table)

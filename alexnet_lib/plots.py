@@ -96,12 +96,16 @@ def plot_mistakes(images, probs: np.ndarray, labels: np.ndarray, class_names: Se
     return plot_top5_grid(images, probs, labels, class_names, columns=columns, fig=fig)
 
 
-def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None):
+def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None,
+                       scores: np.ndarray | None = None, score_name: str = "colour share"):
     """conv1's kernels as RGB tiles, one block of rows per tower (the paper's Figure 3).
 
     Args:
         kernel: ``kh x kw x 3 x filters`` (``model.get_layer("conv1").get_weights()[0]``).
         towers: how many towers the filters are split into (rows are grouped by tower).
+        scores: one number per kernel (e.g. ``ablations.colour_share``): each tower's
+            kernels are then shown sorted by it, lowest first, and the tower's mean is in
+            its title.
     """
     kernel = np.asarray(kernel)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
@@ -114,12 +118,17 @@ def plot_conv1_kernels(kernel: np.ndarray, towers: int = 2, fig=None):
     fig = fig or plt.figure(figsize=(columns * 0.5, towers * rows_per_tower * 0.5 + 0.4 * towers))
     subfigs = fig.subfigures(towers, 1) if towers > 1 else [fig]
     for t, sub in enumerate(subfigs):
-        sub.suptitle(f"tower {t + 1}", fontsize=8)
+        members = np.arange(t * per_tower, (t + 1) * per_tower)
+        title = f"tower {t + 1}"
+        if scores is not None:
+            members = members[np.argsort(np.asarray(scores)[members], kind="stable")]
+            title += f" (mean {score_name} {np.mean(np.asarray(scores)[members]):.3f})"
+        sub.suptitle(title, fontsize=8)
         axes = sub.subplots(rows_per_tower, columns, squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.set_axis_off()
             if i < per_tower:
-                tile = kernel[..., t * per_tower + i]
+                tile = kernel[..., members[i]]
                 low, high = tile.min(), tile.max()
                 ax.imshow((tile - low) / (high - low + 1e-12), interpolation="nearest")
     return fig
@@ -306,6 +315,30 @@ def plot_nearest_neighbours(result: dict, class_names: Sequence[str], fig=None):
                     spine.set_edgecolor("tab:blue")
                     spine.set_linewidth(2)
     fig.suptitle("nearest training images in fc7 space (red: another class)", fontsize=9)
+    return fig
+
+
+def plot_error_curves(curves: dict[str, Sequence[Sequence[float]]], target: float | None = None,
+                      ax=None):
+    """Training error after each epoch, one colour per variant and one line per seed (the
+    paper's Figure 1: ReLU solid, tanh dashed).
+
+    Args:
+        curves: ``{variant: [errors by epoch, one list per seed]}``.
+        target: draws the error the comparison times the variants to (the paper's 25%).
+    """
+    fig, ax = _axes(ax, figsize=(5, 3.5))
+    styles = ["-", "--", ":", "-."]
+    for i, (name, runs) in enumerate(curves.items()):
+        for j, errors in enumerate(runs):
+            ax.plot(np.arange(1, len(errors) + 1), errors, styles[i % len(styles)],
+                    color=f"C{i}", alpha=0.8, label=name if j == 0 else None)
+    if target is not None:
+        ax.axhline(target, color="grey", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training error rate")
+    ax.set_ylim(0, 1)
+    ax.legend()
     return fig
 
 

@@ -10,6 +10,7 @@ Every path of a run folder is spelled here, and only here::
     <run_dir>/checkpoints/        ckpt-* (resume) + best.keras, last.keras (inference)
     <run_dir>/tensorboard/        scalars per epoch
     <run_dir>/metrics.json        written by evaluate
+    <run_dir>/ablation.json       the ablation sweep's measures of the run (ablations.py)
     <run_dir>/figures/            the notebooks' figures (PNG)
     <run_dir>/notebooks/          notebooks executed by ``make notebooks``
 
@@ -61,6 +62,7 @@ class RunFolder:
     normalization = property(lambda self: self.path / "normalization.json")
     history = property(lambda self: self.path / "history.csv")
     metrics = property(lambda self: self.path / "metrics.json")
+    ablation = property(lambda self: self.path / "ablation.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     tensorboard = property(lambda self: self.path / "tensorboard")
     figures = property(lambda self: self.path / "figures")
@@ -168,6 +170,9 @@ class RunFolder:
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_atomic(self.metrics, json.dumps(metrics, indent=2))
+
+    def write_ablation(self, measures: dict[str, Any]) -> None:
+        write_atomic(self.ablation, json.dumps(measures, indent=1))
 
     def remove_if_only_lock(self) -> None:
         """Remove the folder when a failed start left nothing in it but its lock."""

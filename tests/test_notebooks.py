@@ -48,6 +48,10 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
     ({"epochs": -1}, r"Bad parameter epochs=-1: `epochs` must be a positive integer"),
     ({"towers": "yes"}, r"towers='yes'.*true or false"),
     ({"overrides": [1]}, r"overrides=\[1\].*mapping"),
+    ({"seeds": []}, r"seeds=\[\].*non-empty list"),
+    ({"seeds": [0, -1]}, r"seeds=\[0, -1\].*non-negative"),
+    ({"variants": ["baseline", "gelu"]}, r"variants=.*'gelu'.*'one-tower'"),
+    ({"target_error": 1.5}, r"target_error=1.5"),
     ({"epochs": 2.5}, r"epochs=2.5"),
     ({"val_size": -5}, r"val_size=-5"),
     ({"data": "no/such/folder"}, r"data='no/such/folder'.*does not exist"),
@@ -107,17 +111,26 @@ def test_notebook_parameters_become_the_config_the_cli_makes_of_its_flags():
 def test_parameter_sets_are_valid_and_name_every_notebook_parameter():
     import papermill
 
-    from alexnet_lib.notebooks import NOTEBOOKS, PARAMS_DIR, load_params
+    from alexnet_lib.notebooks import (
+        ABLATIONS,
+        NOTEBOOKS,
+        PARAMS_DIR,
+        check_parameters,
+        load_params,
+    )
 
     declared = set()
     for name in NOTEBOOKS:
         declared |= set(papermill.inspect_notebook(str(PARAMS_DIR.parent / f"{name}.ipynb")))
+    ablations = set(papermill.inspect_notebook(str(PARAMS_DIR.parent / f"{ABLATIONS}.ipynb")))
     sets = {p.stem for p in PARAMS_DIR.glob("*.yaml")}
-    assert {"smoke", "cpu", "gpu-seed", "gpu-paper"} <= sets
+    assert {"smoke", "cpu", "gpu-seed", "gpu-paper", "ablations-smoke", "ablations-full"} <= sets
     for name in sets:
         values = load_params(name)
-        assert set(values) <= declared, f"{name}.yaml: {set(values) - declared} not declared"
+        known = ablations if name.startswith("ablations-") else declared
+        assert set(values) <= known, f"{name}.yaml: {set(values) - known} not declared"
         assert "run_dir" in values
+        check_parameters(**{k: v for k, v in values.items() if k != "data"})
     gpu_seed = load_params("gpu-seed")
     assert gpu_seed["preset"] == "seed" and gpu_seed["recipe"] == "seed"
     assert load_params("gpu-paper")["recipe"] == "paper"

@@ -42,7 +42,7 @@ def test_recipes_validate_and_name_bad_values():
     with pytest.raises(ValueError, match="eval_views='mirror'"):
         get_recipe("cpu", eval_views="mirror")
     assert get_recipe("cpu").eval_views == "flip" and get_recipe("seed").eval_views == "center"
-    assert set(RECIPES) == {"seed", "paper", "cpu"}
+    assert set(RECIPES) == {"seed", "paper", "cpu", "ablation"}
 
 
 def test_learning_rate_schedules():
