@@ -30,6 +30,7 @@ import sys
 from .checks import check_device_pair, check_int, parse_value
 from .errors import TrainingDiverged
 from .files import FolderBusy
+from .paths import shipped_model
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -139,7 +140,12 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import predict  # lazy: keeps --help fast
 
-    results = predict(args.checkpoint, args.images, top_k=args.top_k, views=args.views)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = shipped_model()
+        print(f"(no --checkpoint: the shipped model {checkpoint}, test top-1 0.829 on CIFAR-10)",
+              file=sys.stderr)
+    results = predict(checkpoint, args.images, top_k=args.top_k, views=args.views)
     failed = [r for r in results if r.error]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -294,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="classify image files")
-    predict.add_argument("--checkpoint", required=True,
-                         help="a .keras model saved by train, or a run folder")
+    predict.add_argument("--checkpoint",
+                         help="a .keras model saved by train, or a run folder (default: the "
+                              "shipped model, models/cifar-cpu/best.keras)")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
     predict.add_argument("--views", choices=tuple(VIEW_NOTES),
                          help="average over center, flip (the image and its mirror image) or "

@@ -44,3 +44,8 @@ def project_path(path: str | os.PathLike) -> Path:
     if path.parts and path.parts[0] == "runs":
         return runs_dir().joinpath(*path.parts[1:])
     return PROJECT_ROOT / path
+
+
+def shipped_model() -> Path:
+    """The default recipe's trained model that comes with the project (``models/``)."""
+    return PROJECT_ROOT / "models" / "cifar-cpu" / "best.keras"

@@ -1,0 +1,58 @@
+"""The trained model that comes with the project (models/cifar-cpu): it loads in safe mode,
+`predict` uses it when no checkpoint is named, and it scores what its metrics.json records."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_lib.cli import main
+from alexnet_lib.data.cifar10 import CIFAR10_CLASSES
+from alexnet_lib.paths import shared_cifar10_jpeg, shipped_model
+from alexnet_lib.runs import load_model, model_info
+
+
+def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
+    model = load_model(shipped_model())  # safe_mode=True
+    info = model_info(model, shipped_model())
+    assert info.class_names == CIFAR10_CLASSES and info.eval_views == "flip"
+    assert info.input_size == 32 and info.stored_size == (32, 32)
+    assert model.count_params() == 1_398_154  # the cifar preset
+    recorded = json.loads((shipped_model().parent / "metrics.json").read_text())
+    assert recorded["num_examples"] == 10_000 and recorded["views"] == "flip"
+
+
+def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path, capsys):
+    image = tmp_path / "picture.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", "--top-k", "3", str(image)]) == 0
+    captured = capsys.readouterr()
+    assert "the shipped model" in captured.err
+    line = captured.out.strip().splitlines()[-1]
+    assert line.startswith(f"{image}: ")
+    classes = [part.rsplit(" ", 1)[0] for part in line.split(": ", 1)[1].split(", ")]
+    assert len(classes) == 3 and set(classes) <= set(CIFAR10_CLASSES)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_shipped_model_scores_its_recorded_test_accuracy():
+    """All 10,000 test JPEGs through predict (the model's own views): the recorded top-1."""
+    from alexnet_lib.predict import Predictor
+
+    root = shared_cifar10_jpeg() / "test"
+    if not root.is_dir():
+        pytest.skip(f"no CIFAR-10 JPEG copy at {root}")
+    files, labels = [], []
+    for label, name in enumerate(CIFAR10_CLASSES):
+        found = sorted((root / name).iterdir())
+        files += found
+        labels += [label] * len(found)
+    results = Predictor(shipped_model()).predict_files(files, top_k=1)
+    assert not [r for r in results if r.error]
+    top1 = np.mean([CIFAR10_CLASSES.index(r.top[0][0]) == y for r, y in zip(results, labels)])
+    recorded = json.loads((shipped_model().parent / "metrics.json").read_text())
+    assert len(files) == 10_000
+    assert top1 == pytest.approx(recorded["test_top1"], abs=1e-9)
