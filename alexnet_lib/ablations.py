@@ -223,7 +223,7 @@ def _run_sweep(sweep: Sweep, log: Callable[[str], None]) -> dict[str, dict]:
             key = f"{variant}-seed{seed}"
             folder = RunFolder(sweep.run_dir(variant, seed))
             if folder.ablation.exists():
-                results[key] = json.loads(folder.ablation.read_text())
+                results[key] = folder.read_ablation()
                 log(f"{key}: measured before ({folder.ablation})")
                 continue
             config = sweep.config(variant, seed)
@@ -428,6 +428,16 @@ def error_curves(sweep: Sweep, results: dict[str, dict],
     """``{variant: [training error by epoch, per seed]}`` for the Figure 1 plot."""
     return {v: [results[f"{v}-seed{s}"]["train_error_by_epoch"] for s in sweep.seeds]
             for v in variants if v in sweep.variants}
+
+
+def summarize(sweep: Sweep, results: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+    """The claims and their table (checked: every cell filled, every number finite), saved
+    in the sweep's folder (:func:`save_summary`). Returns ``(rows, table)``."""
+    rows = claims(sweep, results)
+    table = claims_table(rows, sweep)
+    check_table(table)
+    save_summary(sweep, results, rows, table)
+    return rows, table
 
 
 def save_summary(sweep: Sweep, results: dict[str, dict], rows: Sequence[dict],

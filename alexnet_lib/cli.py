@@ -143,8 +143,9 @@ def cmd_predict(args) -> int:
     checkpoint = args.checkpoint
     if checkpoint is None:
         checkpoint = shipped_model()
-        print(f"(no --checkpoint: the shipped model {checkpoint}, test top-1 0.829 on CIFAR-10)",
-              file=sys.stderr)
+        recorded = json.loads((checkpoint.parent / "metrics.json").read_text())
+        print(f"(no --checkpoint: the shipped model {checkpoint}, test top-1 "
+              f"{recorded['test_top1']:.3f} on CIFAR-10)", file=sys.stderr)
     results = predict(checkpoint, args.images, top_k=args.top_k, views=args.views)
     failed = [r for r in results if r.error]
     if args.json:

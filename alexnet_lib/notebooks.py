@@ -21,12 +21,9 @@ import yaml
 from .ablations import (
     VARIANTS,
     Sweep,
-    check_table,
-    claims,
-    claims_table,
     markdown_table,
     run_sweep,
-    save_summary,
+    summarize,
 )
 from .checks import check_bool, check_choice, check_float, check_int, check_mapping
 from .config import RECIPES, TrainConfig, make_train_config
@@ -338,13 +335,13 @@ def run_ablations(params: str | dict[str, Any], *, data: str | None = None,
         values["data"] = data
     if run_dir is not None:
         values["run_dir"] = run_dir
-    p = check_parameters(**values)
-    sweep = Sweep(root=p.run_dir, data=p.data, **{
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(p).items()
-        if k in {f.name for f in dataclasses.fields(Sweep)} - {"root", "data"}})
-    results = run_sweep(sweep, log=log)
-    rows = claims(sweep, results)
-    table = claims_table(rows, sweep)
-    check_table(table)
-    save_summary(sweep, results, rows, table)
+    sweep = sweep_from_parameters(check_parameters(**values))
+    _, table = summarize(sweep, run_sweep(sweep, log=log))
     return markdown_table(table)
+
+
+def sweep_from_parameters(p: types.SimpleNamespace) -> Sweep:
+    """The :class:`~alexnet_lib.ablations.Sweep` of notebook 05's checked parameters."""
+    fields = {f.name for f in dataclasses.fields(Sweep)} - {"root", "data"}
+    return Sweep(root=p.run_dir, data=p.data,
+                 **{k: v for k, v in vars(p).items() if k in fields})

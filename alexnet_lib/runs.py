@@ -171,6 +171,9 @@ class RunFolder:
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_atomic(self.metrics, json.dumps(metrics, indent=2))
 
+    def read_ablation(self) -> dict[str, Any]:
+        return json.loads(self.ablation.read_text())
+
     def write_ablation(self, measures: dict[str, Any]) -> None:
         write_atomic(self.ablation, json.dumps(measures, indent=1))
 
