@@ -76,8 +76,8 @@ def train_config_from_args(args) -> "TrainConfig":  # noqa: F821
         recipe_flags=flags, data=args.data, val_size=args.val_size,
         train_subset=args.train_subset, test_subset=args.test_subset, seed=args.seed,
         run_dir=args.run_dir, skip_corrupt=args.skip_corrupt,
-        checkpoint_every=args.checkpoint_every, strategy=args.strategy,
-        tower_devices=_tower_devices(args.towers_on))
+        checkpoint_every=args.checkpoint_every, keep_epochs=args.keep_epochs,
+        strategy=args.strategy, tower_devices=_tower_devices(args.towers_on))
 
 
 def _tower_devices(text: str | None) -> list[str] | None:
@@ -115,6 +115,7 @@ def cmd_train(args) -> int:
 
 
 VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image",
+              "shift": ", averaging 6 views (the image and its one-pixel shifts, mirrored)",
               "tta": ", averaging the paper's 10 views"}
 
 
@@ -243,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train (or resume) a run, then evaluate it",
         description="Train AlexNet into a run folder; the same command resumes an interrupted "
-                    "run. Recipes: cpu (default for cifar), seed, paper.")
+                    "run. Recipes: cpu (default for cifar), quick, long, seed, paper.")
     train.add_argument("--preset", help="cifar (default), seed or paper")
-    train.add_argument("--recipe", help="cpu, seed or paper (default: the preset's own)")
+    train.add_argument("--recipe",
+                       help="cpu, quick, long, seed or paper (default: the preset's own)")
     train.add_argument("--data", default="cifar10",
                        help="cifar10 (download), a CIFAR-10 archive or folder, or a class-folder "
                             "tree such as ../shared/datasets/cifar10-jpeg (default: cifar10)")
@@ -253,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, help="override the recipe's batch size")
     train.add_argument("--train-subset", type=_positive, help="use only this many training images")
     train.add_argument("--test-subset", type=_positive, help="use only this many test images")
-    train.add_argument("--val-size", type=_nonnegative, default=5000,
-                       help="validation images carved from the training split (default 5000)")
+    train.add_argument("--val-size", type=_nonnegative,
+                       help="validation images carved from the training split (default: the "
+                            "recipe's; cpu and quick: 0, every training image trains)")
     train.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
     train.add_argument("--run-dir", help="run folder (default runs/<preset>-<recipe>)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -263,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive, default=200,
                        help="optimizer steps between resume checkpoints (default 200; one is "
                             "also written after every epoch)")
+    train.add_argument("--keep-epochs", action="store_true",
+                       help="also keep each epoch's model, checkpoints/epoch-N.keras (for "
+                            "benchmarks/accuracy_curve.py's test accuracy against minutes)")
     train.add_argument("--skip-corrupt", action="store_true",
                        help="skip unreadable images of a class-folder tree (and report them)")
     train.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
@@ -280,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
     train.add_argument("--views", choices=tuple(VIEW_NOTES),
                        help="test-time views of the final evaluation: center, flip (average "
-                            "each image and its mirror image) or tta (the paper's 10 views); "
+                            "each image and its mirror image), shift (those and their one-pixel "
+                            "shifts) or tta (the paper's 10 views); "
                             "default: the recipe's (cpu: flip)")
     train.add_argument("--tta", action="store_true", help="the same as --views tta")
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
@@ -289,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a run on the whole test set")
     evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
     evaluate.add_argument("--views", choices=tuple(VIEW_NOTES),
-                          help="center, flip (average each image and its mirror image) or tta "
-                               "(the paper's 10 views: corners, centre, mirrors); default: the "
+                          help="center, flip (average each image and its mirror image), shift "
+                               "(those and their one-pixel shifts) or tta (the paper's 10 views: "
+                               "corners, centre, mirrors); default: the "
                                "run's recipe's")
     evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",

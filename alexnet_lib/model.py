@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any
 
 import keras
+import numpy as np
 
 from .checks import check_bool, check_choice, check_device_pair, check_float, check_int
 from .layers import LocalResponseNormalization, TowerConv2D, TowerMaxPooling2D
@@ -447,3 +448,49 @@ def format_paper_comparison(model: keras.Model) -> str:
     lines.append(f"{'total':12s} {'':>14s} {model.count_params():>12,d}   {'':>14s} "
                  f"{paper_total:>12,d}")
     return "\n".join(lines)
+
+
+def whitening_kernel(images: np.ndarray, kernel_size: int, filters: int, *,
+                     epsilon: float = 1e-2, max_patches: int = 200_000,
+                     seed: int = 0) -> np.ndarray:
+    """A conv1 kernel that whitens image patches (a data-dependent initialisation).
+
+    The ``kernel_size x kernel_size x C`` patches of ``images`` (normalized, ``N x H x W x
+    C``) have a covariance ``sum_i l_i v_i v_i^T``; the kernel's filters are the leading
+    ``filters // 2`` components scaled to unit output variance, ``v_i / sqrt(l_i +
+    epsilon)``, each with its negative, so that a ReLU keeps both signs of every component
+    (the initialisation of Keller Jordan's fast CIFAR-10 trainers). With an odd
+    ``filters`` the last filter is the next component, unpaired.
+
+    Returns:
+        float32 ``kernel_size x kernel_size x C x filters``, Keras' ``Conv2D`` layout.
+
+    Raises:
+        ValueError: when the images are smaller than the kernel, or the patches have fewer
+            dimensions than the filters need.
+    """
+    x = np.asarray(images, np.float32)
+    k = check_int("kernel_size", kernel_size, 1)
+    filters = check_int("filters", filters, 1)
+    if x.ndim != 4 or min(x.shape[1:3]) < k:
+        raise ValueError(f"whitening needs N x H x W x C images of at least {k}x{k} pixels. "
+                         f"Received: images of shape {x.shape}")
+    dims = k * k * x.shape[-1]
+    components = (filters + 1) // 2
+    if components > dims:
+        raise ValueError(f"{filters} whitening filters need {components} components, but "
+                         f"{k}x{k}x{x.shape[-1]} patches have {dims}: use at most {2 * dims} "
+                         f"filters.")
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))
+    # windows: N x H' x W' x C x k x k -> patches in the kernel's (row, column, channel) order
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, dims)
+    if len(patches) > max_patches:
+        rows = np.random.default_rng(seed).choice(len(patches), max_patches, replace=False)
+        patches = patches[np.sort(rows)]
+    patches = patches.astype(np.float64)
+    patches -= patches.mean(0)
+    eigval, eigvec = np.linalg.eigh(patches.T @ patches / len(patches))
+    order = np.argsort(eigval)[::-1][:components]
+    scaled = eigvec[:, order] / np.sqrt(np.clip(eigval[order], 0, None) + epsilon)
+    paired = np.stack([scaled, -scaled], axis=-1).reshape(dims, -1)[:, :filters]
+    return paired.reshape(k, k, x.shape[-1], filters).astype(np.float32)

@@ -150,7 +150,7 @@ _CHECKS = {
     "batch_size": lambda name, value: check_int(name, value, 1, allow_none=True),
     "train_subset": lambda name, value: check_int(name, value, 1, allow_none=True),
     "test_subset": lambda name, value: check_int(name, value, 1, allow_none=True),
-    "val_size": lambda name, value: check_int(name, value, 0),
+    "val_size": lambda name, value: check_int(name, value, 0, allow_none=True),
     "seed": lambda name, value: check_int(name, value, 0),
     "strategy": lambda name, value: check_choice(name, value, STRATEGIES),
     "views": lambda name, value: None if value is None else check_views(value, name),

@@ -74,6 +74,11 @@ class RunFolder:
             raise ValueError(f"checkpoint must be 'best' or 'last'. Received: checkpoint={which!r}")
         return self.checkpoints / f"{which}.keras"
 
+    def epoch_model(self, epoch: int) -> Path:
+        """``checkpoints/epoch-N.keras``: the model after epoch ``N`` (1-based), kept when the
+        run was trained with ``keep_epochs``."""
+        return self.checkpoints / f"epoch-{epoch}.keras"
+
     @property
     def resumable(self) -> bool:
         """Whether a resume checkpoint exists (a folder with a configuration but no

@@ -48,7 +48,7 @@ from .distribute import is_chief as chief_from_tf_config
 from .errors import TrainingDiverged
 from .files import FolderLock, remove_debris, remove_path
 from .metrics import classification_metrics, predict_probabilities
-from .model import build_alexnet
+from .model import build_alexnet, whitening_kernel
 from .precision import cpu_bfloat16_flags, precision_decision
 from .runs import RunFolder, build_datasets, default_run_dir, inference_model, save_model
 
@@ -240,6 +240,8 @@ class Trainer:
         with self.strategy.scope():
             self.model = input_model(build_alexnet(self.preset, tower_devices=config.tower_devices),
                                      self.datasets)
+            if self.recipe.conv1_init == "whiten" and not self.resumable:
+                self._whiten_conv1()
             self.optimizer = _make_optimizer(self.recipe)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -282,13 +284,33 @@ class Trainer:
             self._remove_debris()
 
     # ---- set-up helpers
+    def _whiten_conv1(self, images: int = 2048) -> None:
+        """conv1's kernel from the principal components of training patches (the recipe's
+        ``conv1_init: whiten``), computed from the first ``images`` training images as
+        evaluation sees them (normalized, centre view)."""
+        conv1 = next(layer for layer in _all_layers(self.model) if layer.name == "conv1")
+        batches, count = [], 0
+        for x, _ in self.datasets.evaluation("train"):
+            batches.append(x)
+            count += len(x)
+            if count >= images:
+                break
+        x = tf.concat(batches, 0)[:images]
+        if x.shape[1] != self.preset.image_size:
+            x = tf.image.resize(x, (self.preset.image_size, self.preset.image_size))
+        kernel = whitening_kernel(x.numpy(), self.preset.conv1_kernel, self.preset.conv1_filters,
+                                  seed=self.config.seed)
+        conv1.kernel.assign(tf.cast(kernel, conv1.kernel.dtype))
+        conv1.bias.assign(tf.zeros_like(conv1.bias))
+
+
     def _check_existing_config(self) -> None:
         saved = self.run.saved_config()
         if not saved:
             return
         mine = self.config.to_dict()
         # Where and how it runs may change between restarts; what it trains may not.
-        runtime = ("run_dir", "checkpoint_every", "strategy")
+        runtime = ("run_dir", "checkpoint_every", "strategy", "keep_epochs")
         differ = sorted(k for k in mine if k not in runtime and saved.get(k, mine[k]) != mine[k])
         if differ:
             detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in differ)
@@ -559,14 +581,17 @@ class Trainer:
                 self._say(f"  validation accuracy has not improved for {patience}"
                           f" epochs: learning rate x{self.recipe.plateau_factor}")
         if self.is_chief:
-            self._export(best=improved)
+            self._export(best=improved, epoch=row["epoch"] + 1 if self.config.keep_epochs
+                         else None)
 
-    def _export(self, best: bool) -> None:
+    def _export(self, best: bool, epoch: int | None = None) -> None:
         self._check_state()
         model = self.inference_model()
         save_model(model, self.run.model("last"))
         if best:
             save_model(model, self.run.model("best"))
+        if epoch is not None:
+            save_model(model, self.run.epoch_model(epoch))
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):

@@ -75,6 +75,13 @@ VARIANTS = {
     "cifar towers": lambda: build_alexnet("cifar"),
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
+    # Other widths of the cifar topology (the long and quick recipes' choices).
+    "cifar towers, 0.75x widths": lambda: build_alexnet(
+        "cifar", conv1_filters=48, conv_filters=(96, 144, 144, 96), fc_units=384),
+    "cifar towers, 1.5x widths": lambda: build_alexnet(
+        "cifar", conv1_filters=96, conv_filters=(192, 288, 288, 192), fc_units=768),
+    "cifar towers, 2x widths": lambda: build_alexnet(
+        "cifar", conv1_filters=128, conv_filters=(256, 384, 384, 256), fc_units=1024),
 }
 
 

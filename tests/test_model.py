@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from numpy.lib.stride_tricks import sliding_window_view
 
 from alexnet_lib import PRESETS, LocalResponseNormalization, TowerConv2D, build_alexnet
-from alexnet_lib.model import compare_with_paper
+from alexnet_lib.model import compare_with_paper, whitening_kernel
 
 PAPER_PARAMS = 60_965_224
 
@@ -270,3 +272,27 @@ def test_lrn_position_after_pool_is_caffenets_order_with_the_same_weights():
     assert after.get_layer("lrn1").output.shape[1:] == after.get_layer("pool1").output.shape[1:]
     with pytest.raises(ValueError, match="lrn_position='middle'"):
         build_alexnet("cifar", lrn_position="middle")
+
+
+def test_whitening_kernel_decorrelates_patches_to_unit_variance():
+
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 10, 10, 3)).astype(np.float32)
+    x[..., 1] = 0.9 * x[..., 0] + 0.1 * x[..., 1]  # correlated channels
+    kernel = whitening_kernel(x, 3, 11, epsilon=1e-6)
+    assert kernel.shape == (3, 3, 3, 11) and kernel.dtype == np.float32
+    patches = sliding_window_view(x, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    patches = patches.reshape(-1, 27).astype(np.float64)
+    out = (patches - patches.mean(0)) @ kernel.reshape(27, 11).astype(np.float64)
+    components = out[:, 0::2]  # the six leading components (the last one unpaired)
+    np.testing.assert_allclose(np.cov(components.T, bias=True), np.eye(6), atol=1e-3)
+    np.testing.assert_allclose(kernel[..., 1::2], -kernel[..., 0:10:2])
+    # The same as a convolution computes it: a centred patch at the kernel's position.
+    conv = tf.nn.conv2d(x[:1], kernel, 1, "VALID").numpy()[0, 2, 5]
+    np.testing.assert_allclose(conv, x[0, 2:5, 5:8].reshape(-1) @ kernel.reshape(27, 11),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at most 54 filters"):
+        whitening_kernel(x, 3, 60)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        whitening_kernel(x, 11, 4)

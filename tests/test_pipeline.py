@@ -243,3 +243,70 @@ def test_smaller_input_crops_the_stored_image_without_resizing():
     flip, _ = next(iter(ds.test("flip")))
     np.testing.assert_allclose(flip[:, 0], x, atol=1e-5)
     np.testing.assert_allclose(flip[:, 1], x[:, :, ::-1], atol=1e-5)
+
+
+def test_augment_strings_with_values():
+    assert Augment.from_value("crop=2,flip=alternate") == Augment(
+        True, True, False, padding=2, flip_mode="alternate")
+    assert Augment.from_value({"crop": 3, "flip": False}) == Augment(True, False, False, 3)
+    assert Augment.from_value({"crop": 0, "flip": True}) == Augment(False, True, False)
+    for bad, match in [("crop=0", "crop=N.*'crop=0'"), ("crop=two", "crop=N.*'crop=two'"),
+                       ("flip=sometimes", "random.*alternate.*'flip=sometimes'"),
+                       ("pca=1", "pca takes no value")]:
+        with pytest.raises(ValueError, match=match):
+            Augment.from_value(bad)
+
+
+def _normalized(ds, images):
+    norm = ds.normalization
+    return (images / 255.0 - np.array(norm.mean)) / np.array(norm.std)
+
+
+def test_translations_stay_within_the_padding_asked_for():
+    ds = _make(val_size=0, batch_size=32, augment="crop=1")
+    x, _ = next(iter(ds.train(0)))
+    order = np.random.default_rng([ds.seed, 1, 0]).permutation(ds.size("train"))[:32]
+    padded = np.pad(_normalized(ds, ds.splits["train"][0][order]),
+                    [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    offsets = set()
+    for i in range(32):
+        hits = [(top, left) for top in range(3) for left in range(3)
+                if np.allclose(padded[i, top:top + 16, left:left + 16], x[i], atol=1e-5)]
+        assert hits, f"image {i} is not a window of the image padded by 1"
+        offsets.add(hits[0])
+    assert len(offsets) > 3  # several of the 9 translations occur
+
+
+def test_alternating_flips_mirror_each_image_in_every_other_epoch():
+    ds = _make(val_size=0, batch_size=20, augment="flip=alternate")
+    n = ds.steps_per_epoch * 20
+    seen = {}
+    for epoch in range(3):
+        order = np.random.default_rng([ds.seed, 1, epoch]).permutation(ds.size("train"))[:n]
+        images = np.concatenate([x.numpy() for x, _ in ds.train(epoch)])
+        raw = _normalized(ds, ds.splits["train"][0][order])
+        mirrored = np.array([np.allclose(images[i], raw[i, :, ::-1], atol=1e-5)
+                             and not np.allclose(images[i], raw[i], atol=1e-5)
+                             for i in range(n)])
+        assert all(np.allclose(images[i], raw[i, :, ::-1] if m else raw[i], atol=1e-5)
+                   for i, m in enumerate(mirrored))
+        seen[epoch] = dict(zip(order.tolist(), mirrored.tolist()))
+    common = set(seen[0]) & set(seen[1]) & set(seen[2])
+    assert len(common) > 100
+    assert all(seen[0][r] != seen[1][r] and seen[0][r] == seen[2][r] for r in common)
+    assert 0.3 < np.mean([seen[0][r] for r in common]) < 0.7  # the first epoch is random
+    # Rebuilding an epoch (a resumed run) gives the same flips.
+    again = np.concatenate([x.numpy() for x, _ in ds.train(1)])
+    np.testing.assert_array_equal(again, np.concatenate([x.numpy() for x, _ in ds.train(1)]))
+
+
+def test_shift_views_are_the_centre_and_its_one_pixel_shifts_mirrored():
+    ds = _make(val_size=0, batch_size=8)
+    raw = _normalized(ds, ds.splits["test"][0][:8])
+    views, _ = next(iter(ds.test("shift")))
+    assert views.shape == (8, 6, 16, 16, 3)
+    padded = np.pad(raw, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    expected = [raw, padded[:, :16, :16], padded[:, 2:, 2:]]  # centre, up-left, down-right
+    for k, view in enumerate(expected):
+        np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
+        np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)

@@ -21,6 +21,7 @@ from alexnet_lib.config import RECIPES, TrainConfig, get_recipe
 from alexnet_lib.errors import TrainingDiverged
 from alexnet_lib.evaluate import evaluate
 from alexnet_lib.metrics import classification_metrics
+from alexnet_lib.model import whitening_kernel
 from alexnet_lib.predict import Predictor, predict
 from alexnet_lib.runs import load_model, read_history
 from alexnet_lib.train import Trainer, learning_rate_at
@@ -42,7 +43,11 @@ def test_recipes_validate_and_name_bad_values():
     with pytest.raises(ValueError, match="eval_views='mirror'"):
         get_recipe("cpu", eval_views="mirror")
     assert get_recipe("cpu").eval_views == "flip" and get_recipe("seed").eval_views == "center"
-    assert set(RECIPES) == {"seed", "paper", "cpu", "ablation"}
+    with pytest.raises(ValueError, match="conv1_init='pca'"):
+        get_recipe("cpu", conv1_init="pca")
+    with pytest.raises(ValueError, match="augment flip=MODE"):
+        get_recipe("cpu", augment="flip=never")
+    assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "ablation"}
 
 
 def test_learning_rate_schedules():
@@ -296,6 +301,28 @@ def test_recipe_follows_the_preset():
     resolved = config.resolve()
     assert resolved.preset.dropout == 0.3 and resolved.recipe.epochs == 2
     assert TrainConfig().resolve().preset.dropout == 0.0  # the cpu recipe's own choice
+    # The validation split: the recipe's (cpu: none, every image trains) unless given.
+    assert config.val_size == 0 and RECIPES["cpu"].val_size == 0
+    assert train_config_from_args(parse(["train", "--val-size", "100"])).val_size == 100
+    assert train_config_from_args(parse(["train", "--recipe", "paper"])).val_size == 5000
+
+
+def test_whitened_conv1_and_each_epochs_model_kept(tree, tmp_path):
+    """conv1_init=whiten starts conv1 from the training patches' principal components;
+    keep_epochs keeps every epoch's model beside best/last."""
+    trainer = Trainer(config(tree, tmp_path / "run", keep_epochs=True,
+                             recipe={"conv1_init": "whiten", "epochs": 2}))
+    images = np.concatenate([x.numpy() for x, _ in trainer.datasets.evaluation("train")])
+    expected = whitening_kernel(images[:2048], 5, 16, seed=0)
+    conv1 = trainer.model.get_layer("conv1")
+    np.testing.assert_allclose(conv1.kernel.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert not conv1.bias.numpy().any()
+    trainer.fit()
+    run = trainer.run
+    assert [run.epoch_model(e).exists() for e in (1, 2, 3)] == [True, True, False]
+    x, _ = next(iter(trainer.datasets.test()))
+    last, kept = load_model(run.model("last")), load_model(run.epoch_model(2))
+    np.testing.assert_allclose(kept(x), last(x), rtol=1e-6)
 
 
 MIRRORED = r"""

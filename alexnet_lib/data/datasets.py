@@ -103,7 +103,7 @@ class Datasets:
                              normalization=self.normalization, eval_views=eval_views)
 
     def _indexed(self, split: str, index: np.ndarray, fn, deterministic=True) -> tf.data.Dataset:
-        """``fn(step, uint8_batch, labels)`` over batches of ``index`` rows of ``split``.
+        """``fn(step, uint8_batch, labels, rows)`` over batches of ``index`` rows of ``split``.
 
         Rows are gathered from the NumPy arrays themselves (no second copy of the data set
         as TensorFlow constants). Large batches (the upsampled presets) keep at most two in
@@ -134,7 +134,7 @@ class Datasets:
             x, y = tf.numpy_function(load, [rows], (tf.uint8, tf.int32), stateful=False)
             x.set_shape([None, *shape])
             y.set_shape([None])
-            return fn(step, x, y)
+            return fn(step, x, y, rows)
         batch_bytes = self.batch_size * self.input_size ** 2 * 3 * 4
         large = batch_bytes > 16 * 2 ** 20
         ds = ds.map(gather, num_parallel_calls=2 if large else AUTOTUNE,
@@ -156,11 +156,19 @@ class Datasets:
         batches = order[: self.steps_per_epoch * b].reshape(-1, b)[start_step:]
         norm, size, augment, seed, first = (self.normalization, self.input_size, self.augment,
                                             self.seed, start_step)
+        flips = None
+        if augment.flip and augment.flip_mode == "alternate":
+            # Each image's orientation in the first epoch is drawn once from the seed; every
+            # later epoch mirrors it again.
+            first_flip = np.random.default_rng([self.seed, 2]).random(n) < 0.5
+            flips = tf.constant(first_flip ^ bool(epoch % 2))
 
-        def fn(step, x, y):
+        def fn(step, x, y, rows):
             batch_seed = tf.stack([tf.constant(seed, tf.int64),
                                    tf.constant(epoch, tf.int64) * 1_000_003 + step + first])
-            return transform_batch(x, norm, size, augment=augment, seed=batch_seed), y
+            flip = None if flips is None else tf.gather(flips, rows)
+            return transform_batch(x, norm, size, augment=augment, seed=batch_seed,
+                                   flip=flip), y
         return self._indexed("train", batches, fn)
 
     def evaluation(self, split: str, views: str = "center") -> tf.data.Dataset:
@@ -172,7 +180,8 @@ class Datasets:
         batches = [np.arange(i, min(i + b, n)) for i in range(0, n, b)]
         norm, size = self.normalization, self.input_size
         return self._indexed(split, batches,
-                             lambda step, x, y: (transform_batch(x, norm, size, views=views), y))
+                             lambda step, x, y, rows: (transform_batch(x, norm, size,
+                                                                       views=views), y))
 
     def val(self) -> tf.data.Dataset | None:
         return self.evaluation("val") if self.size("val") else None

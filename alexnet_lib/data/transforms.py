@@ -17,7 +17,10 @@ Three crop policies follow from the model's input size ``S`` (see :func:`crop_po
 
 In each, the 10-view test-time augmentation (``views="tta"``) takes the paper's four corner
 and centre crops of the same canvas (the padded or rescaled image) and their mirror images;
-``views="flip"`` takes the centre view and its mirror image.
+``views="flip"`` takes the centre view and its mirror image; ``views="shift"`` takes the
+centre view and the views shifted one pixel up-left and one pixel down-right (reflecting at
+the border), each with its mirror image: six views that stay within the translations
+training with small pads has seen.
 
 Random transforms are stateless, derived from a seed the caller passes per batch.
 """
@@ -41,8 +44,9 @@ NORMALIZATIONS = ("channel", "mean_image")
 # Test-time views: the centre crop alone, it and its mirror image, or the paper's 10 patches
 # (four corners and the centre, and their mirror images). CENTER_VIEW: where the centre crop
 # sits among each set's views.
-VIEWS = ("center", "flip", "tta")
-CENTER_VIEW = {"center": 0, "flip": 0, "tta": 4}
+VIEWS = ("center", "flip", "shift", "tta")
+CENTER_VIEW = {"center": 0, "flip": 0, "shift": 0, "tta": 4}
+FLIP_MODES = ("random", "alternate")
 PCA_STD = 0.1  # the paper's standard deviation of the colour-jitter coefficients
 
 
@@ -52,35 +56,67 @@ class Augment:
 
     Attributes:
         crop: random crop (pad-and-crop for small inputs, the paper's crops for large ones).
-        flip: random horizontal mirror.
+        flip: horizontal mirror.
         pca: the paper's PCA colour jitter (Section 4.1).
+        padding: for small inputs (the ``pad`` policy), the reflect padding the random crop
+            is taken from, i.e. the largest translation in pixels; 0: the policy's own
+            (``image_size / 8``, 4 pixels at 32).
+        flip_mode: ``random`` (each image mirrored with probability 1/2, drawn afresh each
+            epoch) or ``alternate`` (each image mirrored in every other epoch, starting at
+            random: over any two epochs the network sees both orientations of every image).
+
+    Strings name the switches that are on, comma-separated, with an optional value:
+    ``"crop,flip"``, ``"crop=2,flip=alternate"`` (translations of up to 2 pixels,
+    alternating flips).
     """
 
     crop: bool = True
     flip: bool = True
     pca: bool = False
+    padding: int = 0
+    flip_mode: str = "random"
 
     @classmethod
     def from_value(cls, value: "Augment | dict | bool | str | None") -> "Augment":
         """``True``/``"all"``: every switch; ``False``/``None``/``"none"``: none; a dict,
-        or a comma-separated string such as ``"crop,flip"``, names the switches that are on."""
+        or a comma-separated string such as ``"crop=2,flip"``, names the switches that are on.
+        """
         if isinstance(value, Augment):
             return value
         if value is True or value == "all":
             return cls(True, True, True)
         if value in (False, None, "none", ""):
             return cls(False, False, False)
+        text = value
         if isinstance(value, str):
-            value = {name.strip(): True for name in value.split(",")}
-        if isinstance(value, dict):
-            names = {f.name for f in dataclasses.fields(cls)}
-            unknown = set(value) - names
-            if unknown:
-                raise ValueError(f"Unknown augmentation {sorted(unknown)}: choose from "
-                                 f"{sorted(names)}. Received: augment={value!r}")
-            return cls(**{n: bool(value.get(n, False)) for n in names})
-        raise ValueError(f"augment must be a bool, a dict or a string like 'crop,flip'. "
-                         f"Received: augment={value!r}")
+            value = dict(item.strip().partition("=")[::2] for item in value.split(","))
+        if not isinstance(value, dict):
+            raise ValueError(f"augment must be a bool, a dict or a string like 'crop,flip'. "
+                             f"Received: augment={text!r}")
+        switches = ("crop", "flip", "pca")
+        unknown = set(value) - set(switches)
+        if unknown:
+            raise ValueError(f"Unknown augmentation {sorted(unknown)}: choose from "
+                             f"{list(switches)}. Received: augment={text!r}")
+        on = {name: name in value and (value[name] == "" or bool(value[name]))
+              for name in switches}
+        padding, flip_mode = 0, "random"
+        crop, flip = value.get("crop"), value.get("flip")
+        if on["crop"] and crop not in ("", True, None):
+            try:
+                padding = check_int("crop padding", int(crop) if isinstance(crop, str) and
+                                    crop.strip().isdigit() else crop, 1, 64)
+            except ValueError:
+                raise ValueError(f"augment crop=N takes the padding in pixels, 1 to 64. "
+                                 f"Received: augment={text!r}") from None
+        if on["flip"] and flip not in ("", True, None):
+            if flip not in FLIP_MODES:
+                raise ValueError(f"augment flip=MODE takes one of {list(FLIP_MODES)}. "
+                                 f"Received: augment={text!r}")
+            flip_mode = flip
+        if on["pca"] and value["pca"] not in ("", True, None):
+            raise ValueError(f"augment pca takes no value. Received: augment={text!r}")
+        return cls(**on, padding=padding, flip_mode=flip_mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,12 +274,14 @@ def _crop(x: tf.Tensor, top: tf.Tensor, left: tf.Tensor, size: int) -> tf.Tensor
     return tf.gather(x, cols, axis=2, batch_dims=1)
 
 
-def _canvas(x: tf.Tensor, image_size: int) -> tf.Tensor:
-    """The image the crops are taken from: padded (small inputs) or rescaled (large)."""
+def _canvas(x: tf.Tensor, image_size: int, padding: int = 0) -> tf.Tensor:
+    """The image the crops are taken from: padded (small inputs, by ``padding`` pixels when
+    given) or rescaled (large)."""
     policy, value = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
     if policy == "crop":
         return x
     if policy == "pad":
+        value = padding or value
         if x.shape[1] != image_size or x.shape[2] != image_size:
             x = tf.image.resize(x, (image_size, image_size))
         return tf.pad(x, [[0, 0], [value, value], [value, value], [0, 0]], mode="REFLECT")
@@ -263,7 +301,7 @@ def check_views(views: str, name: str = "views") -> str:
 
 def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
                     augment: Augment | None = None, seed: tf.Tensor | None = None,
-                    views: str = "center") -> tf.Tensor:
+                    flip: tf.Tensor | None = None, views: str = "center") -> tf.Tensor:
     """Normalize, resize and crop a uint8 batch to ``image_size``.
 
     Args:
@@ -272,13 +310,20 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         image_size: the model's input size.
         augment: training augmentation (``None`` for evaluation); needs ``seed``.
         seed: int64 ``[2]`` seed of the stateless random ops.
+        flip: bool ``[B]``: which images to mirror (default: drawn from ``seed``); needed
+            for ``flip_mode="alternate"``.
         views: for evaluation, one of :data:`VIEWS`: ``"center"`` (one view), ``"flip"``
-            (the centre view and its mirror image: ``B x 2 x S x S x 3``) or ``"tta"`` (the
-            paper's 10 views: ``B x 10 x S x S x 3``).
+            (the centre view and its mirror image: ``B x 2 x S x S x 3``), ``"shift"`` (those
+            and the views shifted by one pixel up-left and down-right: ``B x 6 x S x S x 3``)
+            or ``"tta"`` (the paper's 10 views: ``B x 10 x S x S x 3``).
     """
     check_views(views)
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
                                       else (None, None, None))
+    if augment is not None and augment.flip and augment.flip_mode == "alternate" and (
+            flip is None):
+        raise ValueError("augment flip=alternate needs each image's flip: pass flip=... "
+                         "(Datasets.train derives it from the image and the epoch).")
     x = normalize_batch(images, norm, pca_seed=pca_seed if augment and augment.pca else None)
     policy, _ = crop_policy(image_size, x.shape[1] if x.shape[1] == x.shape[2] else None)
     if augment is None or not augment.crop:
@@ -288,6 +333,13 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
             canvas = None
         else:
             canvas = _canvas(x, image_size)
+        if views == "shift":
+            if canvas is None:  # the pad policy: reflect one pixel around the image
+                canvas = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+            centre = (canvas.shape[1] - image_size) // 2
+            crops = [canvas[:, top:top + image_size, top:top + image_size, :]
+                     for top in (centre, centre - 1, centre + 1)]
+            return tf.stack([v for c in crops for v in (c, tf.reverse(c, axis=[2]))], axis=1)
         if views == "tta":
             margin = canvas.shape[1] - image_size
             corners = [(0, 0), (0, margin), (margin, 0), (margin, margin),
@@ -302,15 +354,16 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         if views == "flip":
             return tf.stack([x, tf.reverse(x, axis=[2])], axis=1)
     else:
-        canvas = _canvas(x, image_size)
+        canvas = _canvas(x, image_size, augment.padding)
         margin = canvas.shape[1] - image_size
         batch = tf.shape(canvas)[0]
         offsets = tf.random.stateless_uniform([2, batch], crop_seed, maxval=margin + 1,
                                               dtype=tf.int32)
         x = _crop(canvas, offsets[0], offsets[1], image_size)
     if augment is not None and augment.flip:
-        flip = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], flip_seed) < 0.5
-        x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+        if flip is None:
+            flip = tf.random.stateless_uniform([tf.shape(x)[0]], flip_seed) < 0.5
+        x = tf.where(tf.reshape(tf.cast(flip, tf.bool), [-1, 1, 1, 1]), tf.reverse(x, axis=[2]), x)
     return x
 
 
