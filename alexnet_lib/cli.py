@@ -30,7 +30,7 @@ import sys
 from .checks import check_device_pair, check_int, parse_value
 from .errors import TrainingDiverged
 from .files import FolderBusy
-from .paths import shipped_model
+from .paths import shipped_model, shipped_run
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -144,7 +144,7 @@ def cmd_predict(args) -> int:
     checkpoint = args.checkpoint
     if checkpoint is None:
         checkpoint = shipped_model()
-        recorded = json.loads((checkpoint.parent / "metrics.json").read_text())
+        recorded = json.loads((shipped_run() / "metrics.json").read_text())
         print(f"(no --checkpoint: the shipped model {checkpoint}, test top-1 "
               f"{recorded['test_top1']:.3f} on CIFAR-10)", file=sys.stderr)
     results = predict(checkpoint, args.images, top_k=args.top_k, views=args.views)
@@ -244,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train (or resume) a run, then evaluate it",
         description="Train AlexNet into a run folder; the same command resumes an interrupted "
-                    "run. Recipes: cpu (default for cifar), quick, long, seed, paper.")
+                    "run. Recipes: cpu (default for cifar), quick, seed, paper.")
     train.add_argument("--preset", help="cifar (default), seed or paper")
     train.add_argument("--recipe",
-                       help="cpu, quick, long, seed or paper (default: the preset's own)")
+                       help="cpu, quick, seed or paper (default: the preset's own)")
     train.add_argument("--data", default="cifar10",
                        help="cifar10 (download), a CIFAR-10 archive or folder, or a class-folder "
                             "tree such as ../shared/datasets/cifar10-jpeg (default: cifar10)")
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="classify image files")
     predict.add_argument("--checkpoint",
                          help="a .keras model saved by train, or a run folder (default: the "
-                              "shipped model, models/cifar-cpu/best.keras)")
+                              "shipped model, models/cifar-cpu/checkpoints/best.keras)")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
     predict.add_argument("--views", choices=tuple(VIEW_NOTES),
                          help="average over center, flip (the image and its mirror image) or "

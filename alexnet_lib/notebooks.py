@@ -174,7 +174,8 @@ def _check_list(name: str, value: Any, check) -> list:
 def check_parameters(**params: Any) -> types.SimpleNamespace:
     """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
 
-    Known names: ``preset``, ``recipe``, ``data``, ``run_dir``, ``epochs``, ``batch_size``,
+    Known names: ``preset``, ``recipe``, ``data``, ``run_data`` (where a run's data is now;
+    ``""``: where it was), ``run_dir``, ``epochs``, ``batch_size``,
     ``train_subset``, ``test_subset``, ``val_size``, ``seed``, ``strategy``, ``views``,
     ``towers``, ``lrn``, ``overrides``, ``seeds``, ``variants``, ``target_error``; any other
     integer is checked to be positive. Returns
@@ -202,6 +203,11 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
                                      f"from the project root). Received: run_dir={value!r}")
                 out["run_dir"] = project_path(value)
                 out["figures"] = RunFolder(out["run_dir"]).figures
+            elif name == "run_data":
+                if not isinstance(value, str):
+                    raise ValueError(f"`run_data` must be a path, or '' for where the run's "
+                                     f"data was. Received: run_data={value!r}")
+                out["run_data"] = resolve_data(value) if value else None
             elif name == "data":
                 if not isinstance(value, str):
                     raise ValueError(f"`data` must be 'auto', 'cifar10' or a path. "

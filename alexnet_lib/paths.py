@@ -46,6 +46,13 @@ def project_path(path: str | os.PathLike) -> Path:
     return PROJECT_ROOT / path
 
 
+def shipped_run() -> Path:
+    """The default recipe's trained run that comes with the project (``models/cifar-cpu``):
+    a run folder without its resume checkpoints (configuration, normalization, history,
+    metrics and ``checkpoints/best.keras``)."""
+    return PROJECT_ROOT / "models" / "cifar-cpu"
+
+
 def shipped_model() -> Path:
-    """The default recipe's trained model that comes with the project (``models/``)."""
-    return PROJECT_ROOT / "models" / "cifar-cpu" / "best.keras"
+    """The shipped run's model, which ``predict`` uses when no checkpoint is named."""
+    return shipped_run() / "checkpoints" / "best.keras"

@@ -42,7 +42,7 @@ from .data.datasets import Datasets, data_fingerprint, load_source, make_dataset
 from .data.transforms import Normalization, Preprocessing
 from .files import write_atomic, write_through
 from .layers import InferenceInfo
-from .paths import runs_dir
+from .paths import runs_dir, shared_cifar10_jpeg
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 CHECKPOINTS = ("best", "last")
@@ -235,7 +235,9 @@ def run_datasets(run_dir: str | Path, data: str | None = None, **overrides) -> D
 
     Args:
         data: read the run's data from here instead of the recorded source (e.g. after
-            moving it); it must hold the same images.
+            moving it); it must hold the same images. By default: the recorded source, or,
+            when that path does not exist here, the CIFAR-10 JPEG copy beside the project
+            (``../shared/datasets/cifar10-jpeg``) if it holds the same images.
 
     Raises:
         ValueError: when the data found is not the data the run was trained on.
@@ -244,6 +246,11 @@ def run_datasets(run_dir: str | Path, data: str | None = None, **overrides) -> D
     config = run.read_config()
     if data is not None:
         config.data = resolve_source(data)
+    elif config.data != "cifar10" and not Path(config.data).exists() and (
+            shared_cifar10_jpeg().is_dir()):
+        # A run trained elsewhere (the shipped model) on the CIFAR-10 JPEG copy: the copy
+        # beside this project holds the same images if the fingerprints agree (checked).
+        config.data = str(shared_cifar10_jpeg())
     return build_datasets(config.resolve(), run.read_normalization(), run=run, **overrides)[0]
 
 
@@ -342,9 +349,9 @@ class Run:
     def model(self) -> keras.Model:
         return load_model(self.checkpoint)
 
-    def datasets(self, **overrides) -> Datasets:
-        """The run's data, normalized as it was in training."""
-        return run_datasets(self.run_dir, **overrides)
+    def datasets(self, data: str | None = None, **overrides) -> Datasets:
+        """The run's data, normalized as it was in training (see :func:`run_datasets`)."""
+        return run_datasets(self.run_dir, data, **overrides)
 
 
 def load_run(run_dir: str | Path) -> Run:

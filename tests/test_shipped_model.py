@@ -9,8 +9,8 @@ from PIL import Image
 
 from alexnet_lib.cli import main
 from alexnet_lib.data.cifar10 import CIFAR10_CLASSES
-from alexnet_lib.paths import shared_cifar10_jpeg, shipped_model
-from alexnet_lib.runs import load_model, model_info
+from alexnet_lib.paths import shared_cifar10_jpeg, shipped_model, shipped_run
+from alexnet_lib.runs import load_model, load_run, model_info
 
 
 def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
@@ -19,7 +19,7 @@ def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
     assert info.class_names == CIFAR10_CLASSES and info.eval_views == "flip"
     assert info.input_size == 32 and info.stored_size == (32, 32)
     assert model.count_params() == 1_398_154  # the cifar preset
-    recorded = json.loads((shipped_model().parent / "metrics.json").read_text())
+    recorded = json.loads((shipped_run() / "metrics.json").read_text())
     assert recorded["num_examples"] == 10_000 and recorded["views"] == "flip"
 
 
@@ -53,6 +53,20 @@ def test_the_shipped_model_scores_its_recorded_test_accuracy():
     results = Predictor(shipped_model()).predict_files(files, top_k=1)
     assert not [r for r in results if r.error]
     top1 = np.mean([CIFAR10_CLASSES.index(r.top[0][0]) == y for r, y in zip(results, labels)])
-    recorded = json.loads((shipped_model().parent / "metrics.json").read_text())
+    recorded = json.loads((shipped_run() / "metrics.json").read_text())
     assert len(files) == 10_000
     assert top1 == pytest.approx(recorded["test_top1"], abs=1e-9)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_shipped_run_opens_as_a_run_folder_with_its_data():
+    """Notebook 04's default: the shipped folder is a run folder whose test images come from
+    the JPEG copy beside the project when the recorded path is not there."""
+    if not shared_cifar10_jpeg().is_dir():
+        pytest.skip(f"no CIFAR-10 JPEG copy at {shared_cifar10_jpeg()}")
+    run = load_run(shipped_run())
+    assert run.checkpoint == shipped_model() and len(run.history) == 9
+    assert run.config["preset"] == "cifar" and run.config["recipe"] == "cpu"
+    datasets = run.datasets()
+    assert datasets.size("test") == 10_000 and datasets.class_names == CIFAR10_CLASSES

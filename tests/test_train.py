@@ -13,9 +13,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers.tiny import COLOURS, assert_finite_checkpoints, cli_args, config, copy_run
+import yaml
+from helpers.tiny import (
+    COLOURS,
+    assert_finite_checkpoints,
+    cli_args,
+    config,
+    copy_run,
+    make_tree,
+)
 from PIL import Image
 
+import alexnet_lib.runs as runs
 from alexnet_lib.cli import main
 from alexnet_lib.config import RECIPES, TrainConfig, get_recipe
 from alexnet_lib.errors import TrainingDiverged
@@ -511,10 +520,11 @@ def test_sgd_adds_the_papers_weight_decay_to_kernel_gradients(tree, tmp_path):
         "schedule": "constant", "warmup_epochs": 0.0}))
     x, y = next(iter(trainer.datasets.train(0)))
     variables = trainer.model.trainable_variables
+    smoothing = trainer.recipe.label_smoothing  # the cpu recipe's
     with tf.GradientTape() as tape:
         probs = trainer.model(x, training=True)
         loss = tf.reduce_sum(keras.losses.categorical_crossentropy(
-            tf.one_hot(y, 4) * 0.9 + 0.1 / 4, probs)) / 16  # the recipe's smoothing 0.1
+            tf.one_hot(y, 4) * (1 - smoothing) + smoothing / 4, probs)) / 16
     grads = tape.gradient(loss, variables)
     before = [v.numpy().copy() for v in variables]
     trainer._set_lr(0)
@@ -557,3 +567,19 @@ def test_resize_in_model_trains_on_stored_size_images_end_to_end(tree, tmp_path)
     red = tmp_path / "red.png"
     Image.fromarray(np.full((40, 40, 3), COLOURS[0], np.uint8)).save(red)
     assert predict(run, [red])[0].top[0][0] == "red"
+
+
+def test_a_run_whose_data_moved_reads_the_copy_beside_the_project(tree, trained, tmp_path,
+                                                                  monkeypatch):
+    """A run trained elsewhere (the shipped one) finds its images in the shared copy when the
+    recorded path is gone, and only if they are the same images."""
+    moved = copy_run(trained.run_dir, tmp_path / "moved")
+    config_file = moved / "config.yaml"
+    saved = yaml.safe_load(config_file.read_text())
+    config_file.write_text(yaml.safe_dump({**saved, "data": str(tmp_path / "gone")}))
+    monkeypatch.setattr(runs, "shared_cifar10_jpeg", lambda: Path(tree))
+    assert runs.run_datasets(moved).size("test") == 48
+    other = make_tree(tmp_path / "other", seed=1)
+    monkeypatch.setattr(runs, "shared_cifar10_jpeg", lambda: other)
+    with pytest.raises(ValueError, match="does not hold the data"):
+        runs.run_datasets(moved)
