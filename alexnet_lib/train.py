@@ -300,8 +300,12 @@ class Trainer:
             x = tf.image.resize(x, (self.preset.image_size, self.preset.image_size))
         kernel = whitening_kernel(x.numpy(), self.preset.conv1_kernel, self.preset.conv1_filters,
                                   seed=self.config.seed)
-        conv1.kernel.assign(tf.cast(kernel, conv1.kernel.dtype))
-        conv1.bias.assign(tf.zeros_like(conv1.bias))
+        # With its towers placed on two devices, conv1 is a TowerConv2D: one Conv2D per
+        # tower, each holding its share of the filters.
+        convs = getattr(conv1, "convs", [conv1])
+        for conv, part in zip(convs, np.split(kernel, len(convs), axis=-1)):
+            conv.kernel.assign(tf.cast(part, conv.kernel.dtype))
+            conv.bias.assign(tf.zeros_like(conv.bias))
 
 
     def _check_existing_config(self) -> None:

@@ -37,7 +37,7 @@ from alexnet_lib.runs import read_history  # noqa: E402
 BASE = "--val-size 5000 --set label_smoothing=0.1 --set augment=flip"
 # Each lever: the train command's extra arguments, after the base's (later ones win).
 LEVERS: dict[str, list[str]] = {
-    "recipe as it is": [],
+    "base (nothing changed)": [],
     "label smoothing 0.2": ["--set", "label_smoothing=0.2"],
     "translations of up to 2 px": ["--set", "augment=crop=2,flip"],
     "alternating flips": ["--set", "augment=flip=alternate"],
