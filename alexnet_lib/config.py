@@ -179,14 +179,6 @@ RECIPES: dict[str, Recipe] = {
         batch_size=32, epochs=9, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.2, augment="flip=alternate", eval_views="flip", val_size=0,
         conv1_init="whiten", preset_overrides={"dropout": 0.0}),
-    "quick": Recipe(
-        name="quick",
-        description="A coffee-break run of the cifar preset on a CPU: the cpu recipe over 3 "
-                    "epochs.",
-        preset="cifar", optimizer="adamw", learning_rate=2e-3, weight_decay=0.2,
-        batch_size=32, epochs=3, schedule="onecycle", warmup_epochs=0.3,
-        label_smoothing=0.2, augment="flip=alternate", eval_views="flip", val_size=0,
-        conv1_init="whiten", preset_overrides={"dropout": 0.0}),
     "ablation": Recipe(
         name="ablation",
         description="The ablation sweep's (alexnet_lib.ablations), the same for every variant: "
@@ -196,6 +188,11 @@ RECIPES: dict[str, Recipe] = {
         preset="cifar", optimizer="adamw", learning_rate=1e-3, weight_decay=0.05,
         batch_size=64, epochs=5, schedule="constant", augment="flip", eval_views="center"),
 }
+
+
+RECIPES["quick"] = dataclasses.replace(
+    RECIPES["cpu"], name="quick", epochs=3, warmup_epochs=0.3,
+    description="A coffee-break run of the cifar preset on a CPU: the cpu recipe over 3 epochs.")
 
 
 def get_recipe(recipe: str | Recipe = "cpu", **overrides) -> Recipe:
