@@ -244,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train (or resume) a run, then evaluate it",
         description="Train AlexNet into a run folder; the same command resumes an interrupted "
-                    "run. Recipes: cpu (default for cifar), quick, seed, paper.")
+                    "run. Recipes: cpu (default for cifar), quick, long, seed, paper.")
     train.add_argument("--preset", help="cifar (default), seed or paper")
     train.add_argument("--recipe",
-                       help="cpu, quick, seed or paper (default: the preset's own)")
+                       help="cpu, quick, long, seed or paper (default: the preset's own)")
     train.add_argument("--data", default="cifar10",
                        help="cifar10 (download), a CIFAR-10 archive or folder, or a class-folder "
                             "tree such as ../shared/datasets/cifar10-jpeg (default: cifar10)")
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-subset", type=_positive, help="use only this many test images")
     train.add_argument("--val-size", type=_nonnegative,
                        help="validation images carved from the training split (default: the "
-                            "recipe's; cpu and quick: 0, every training image trains)")
+                            "recipe's; cpu, quick and long: 0, every training image trains)")
     train.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
     train.add_argument("--run-dir", help="run folder (default runs/<preset>-<recipe>)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

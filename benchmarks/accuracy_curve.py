@@ -61,7 +61,7 @@ def main(argv=None):
         epoch = row["epoch"] + 1
         val = "" if row["val_accuracy"] is None else f"{row['val_accuracy']:.4f}"
         centre, views = tests.get(epoch, (None, None))
-        test = "| |" if centre is None else f"| {centre:.4f} | {views:.4f} |"
+        test = "|  |  |" if centre is None else f"| {centre:.4f} | {views:.4f} |"
         print(f"| {epoch} | {minutes:.1f} | {row['loss']:.4f} | {row['accuracy']:.4f} "
               f"| {val} {test} {row['lr']:.2e} |")
         points.append((minutes, views if views is not None else row["val_accuracy"]))

@@ -76,8 +76,12 @@ VARIANTS = {
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
     # Other widths of the cifar topology (the long and quick recipes' choices).
+    "cifar towers, 0.5x widths": lambda: build_alexnet(
+        "cifar", conv1_filters=32, conv_filters=(64, 96, 96, 64), fc_units=256),
     "cifar towers, 0.75x widths": lambda: build_alexnet(
         "cifar", conv1_filters=48, conv_filters=(96, 144, 144, 96), fc_units=384),
+    "cifar towers, 1.25x widths": lambda: build_alexnet(
+        "cifar", conv1_filters=80, conv_filters=(160, 240, 240, 160), fc_units=640),
     "cifar towers, 1.5x widths": lambda: build_alexnet(
         "cifar", conv1_filters=96, conv_filters=(192, 288, 288, 192), fc_units=768),
     "cifar towers, 2x widths": lambda: build_alexnet(

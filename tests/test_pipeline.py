@@ -310,3 +310,19 @@ def test_shift_views_are_the_centre_and_its_one_pixel_shifts_mirrored():
     for k, view in enumerate(expected):
         np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
         np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
+
+
+def test_pipelines_run_without_tf_data_autotuning():
+    """An autotuned iterator's destructor waits for tf.data's tuning thread, which sleeps up
+    to a minute between rounds: each epoch's dropped iterator stalled training. Every
+    pipeline turns autotuning off, and an iterator dropped half-way still gives way to the
+    next epoch's identical batches."""
+    ds = _make(val_size=20, batch_size=20, augment="flip=alternate")
+    for dataset in (ds.train(0), ds.train(1, 1), ds.val(), ds.test(), ds.test("flip")):
+        assert dataset.options().autotune.enabled is False
+    first = iter(ds.train(0))
+    next(first)
+    del first
+    again = [x.numpy() for x, _ in ds.train(0)]
+    assert len(again) == ds.steps_per_epoch
+    np.testing.assert_array_equal(again[0], next(iter(ds.train(0)))[0].numpy())

@@ -30,7 +30,7 @@ from alexnet_lib.config import RECIPES, TrainConfig, get_recipe
 from alexnet_lib.errors import TrainingDiverged
 from alexnet_lib.evaluate import evaluate
 from alexnet_lib.metrics import classification_metrics
-from alexnet_lib.model import whitening_kernel
+from alexnet_lib.model import build_alexnet, whitening_kernel
 from alexnet_lib.predict import Predictor, predict
 from alexnet_lib.runs import load_model, read_history
 from alexnet_lib.train import Trainer, learning_rate_at
@@ -56,7 +56,27 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", conv1_init="pca")
     with pytest.raises(ValueError, match="augment flip=MODE"):
         get_recipe("cpu", augment="flip=never")
-    assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "ablation"}
+    assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "long", "ablation"}
+
+
+def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
+    cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
+    differ = {"name", "description", "epochs", "warmup_epochs"}
+    for recipe, extra in ((quick, {"preset_overrides"}), (long, {"augment", "preset_overrides"})):
+        changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
+        assert changed == differ | extra, recipe.name
+    assert (quick.epochs, long.epochs, long.augment) == (4, 25, "crop=2,flip=alternate")
+    assert TrainConfig(recipe="quick").resolve().preset.conv_filters == (96, 144, 144, 96)
+    # The long recipe's preset: the cifar topology at 1.5x its widths, dropout off.
+    preset = TrainConfig(recipe="long").resolve().preset
+    assert (preset.conv1_filters, preset.conv_filters, preset.fc_units, preset.dropout) == (
+        96, (192, 288, 288, 192), 768, 0.0)
+    c1, (c2, c3, c4, c5), fc = 96, (192, 288, 288, 192), 768
+    towers = lambda k, cin, cout: 2 * (k * k * (cin // 2) * (cout // 2) + cout // 2)  # noqa: E731
+    expected = (5 * 5 * 3 * c1 + c1) + towers(3, c1, c2) + (9 * c2 * c3 + c3) \
+        + towers(3, c3, c4) + towers(3, c4, c5) + (3 * 3 * c5 * fc + fc) + (fc * fc + fc) \
+        + (fc * 10 + 10)
+    assert build_alexnet(preset).count_params() == expected == 3_137_098
 
 
 def test_learning_rate_schedules():
