@@ -33,6 +33,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alexnet_lib import build_alexnet, get_preset  # noqa: E402
+from alexnet_lib.config import RECIPES  # noqa: E402
+
+
+def recipe_widths(recipe: str) -> dict:
+    """The widths a recipe gives the ``cifar`` preset (its ``preset_overrides`` but dropout)."""
+    return {k: v for k, v in RECIPES[recipe].preset_overrides.items() if k != "dropout"}
 
 
 def naive_alexnet(preset: str, groups: int) -> keras.Model:
@@ -78,12 +84,10 @@ VARIANTS = {
     # Other widths of the cifar topology (the long and quick recipes' choices).
     "cifar towers, 0.5x widths": lambda: build_alexnet(
         "cifar", conv1_filters=32, conv_filters=(64, 96, 96, 64), fc_units=256),
-    "cifar towers, 0.75x widths": lambda: build_alexnet(
-        "cifar", conv1_filters=48, conv_filters=(96, 144, 144, 96), fc_units=384),
+    "cifar towers, 0.75x widths": lambda: build_alexnet("cifar", **recipe_widths("quick")),
     "cifar towers, 1.25x widths": lambda: build_alexnet(
         "cifar", conv1_filters=80, conv_filters=(160, 240, 240, 160), fc_units=640),
-    "cifar towers, 1.5x widths": lambda: build_alexnet(
-        "cifar", conv1_filters=96, conv_filters=(192, 288, 288, 192), fc_units=768),
+    "cifar towers, 1.5x widths": lambda: build_alexnet("cifar", **recipe_widths("long")),
     "cifar towers, 2x widths": lambda: build_alexnet(
         "cifar", conv1_filters=128, conv_filters=(256, 384, 384, 256), fc_units=1024),
 }
