@@ -192,16 +192,16 @@ RECIPES: dict[str, Recipe] = {
 
 RECIPES["quick"] = dataclasses.replace(
     RECIPES["cpu"], name="quick", epochs=4, warmup_epochs=0.3,
-    preset_overrides={"dropout": 0.0, "conv1_filters": 48, "conv_filters": (96, 144, 144, 96),
-                      "fc_units": 384},
+    preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 48,
+                      "conv_filters": (96, 144, 144, 96), "fc_units": 384},
     description="A coffee-break run on a CPU: the cpu recipe on the cifar topology at 0.75x "
                 "its widths (48-96-144-144-96 maps, fc 384; 0.79M parameters) over 4 epochs "
                 "(at this budget the narrower network's extra epoch pays more than its width).")
 
 RECIPES["long"] = dataclasses.replace(
     RECIPES["cpu"], name="long", epochs=25, warmup_epochs=1.0, augment="crop=2,flip=alternate",
-    preset_overrides={"dropout": 0.0, "conv1_filters": 96, "conv_filters": (192, 288, 288, 192),
-                      "fc_units": 768},
+    preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 96,
+                      "conv_filters": (192, 288, 288, 192), "fc_units": 768},
     description="An hour of a CPU: the cpu recipe on the cifar topology at 1.5x its widths "
                 "(96-192-288-288-192 maps, fc 768; 3.1M parameters) over 25 epochs, with "
                 "translations of up to 2 pixels added to the alternating flips.")

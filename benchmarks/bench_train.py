@@ -41,6 +41,14 @@ def recipe_widths(recipe: str) -> dict:
     return {k: v for k, v in RECIPES[recipe].preset_overrides.items() if k != "dropout"}
 
 
+def scaled_widths(scale: float) -> dict:
+    """The ``cifar`` preset's widths (conv1, conv2-conv5, fc6/fc7) times ``scale``."""
+    p = get_preset("cifar")
+    return dict(conv1_filters=round(p.conv1_filters * scale),
+                conv_filters=tuple(round(f * scale) for f in p.conv_filters),
+                fc_units=round(p.fc_units * scale))
+
+
 def naive_alexnet(preset: str, groups: int) -> keras.Model:
     """AlexNet the way a user writes it from the paper with stock Keras layers."""
     p = get_preset(preset)
@@ -82,14 +90,11 @@ VARIANTS = {
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
     # Other widths of the cifar topology (the long and quick recipes' choices).
-    "cifar towers, 0.5x widths": lambda: build_alexnet(
-        "cifar", conv1_filters=32, conv_filters=(64, 96, 96, 64), fc_units=256),
+    "cifar towers, 0.5x widths": lambda: build_alexnet("cifar", **scaled_widths(0.5)),
     "cifar towers, 0.75x widths": lambda: build_alexnet("cifar", **recipe_widths("quick")),
-    "cifar towers, 1.25x widths": lambda: build_alexnet(
-        "cifar", conv1_filters=80, conv_filters=(160, 240, 240, 160), fc_units=640),
+    "cifar towers, 1.25x widths": lambda: build_alexnet("cifar", **scaled_widths(1.25)),
     "cifar towers, 1.5x widths": lambda: build_alexnet("cifar", **recipe_widths("long")),
-    "cifar towers, 2x widths": lambda: build_alexnet(
-        "cifar", conv1_filters=128, conv_filters=(256, 384, 384, 256), fc_units=1024),
+    "cifar towers, 2x widths": lambda: build_alexnet("cifar", **scaled_widths(2)),
 }
 
 
