@@ -168,17 +168,20 @@ RECIPES: dict[str, Recipe] = {
         augment="crop,flip,pca", normalization="mean_image"),
     "cpu": Recipe(
         name="cpu",
-        description="The default for the cifar preset on a CPU: AdamW (lr 2e-3, decay 0.2), "
-                    "batch 32, a one-cycle learning rate over 9 epochs of all 50,000 training "
-                    "images (no validation split), conv1 whitened at the start, label smoothing "
-                    "0.2, alternating flips (no crops: a short schedule underfits with them), "
-                    "no dropout, test images "
-                    "averaged with their mirror images; chosen by measurement "
-                    "(docs/benchmarks.md) to finish inside 30 minutes on 2 AVX2 cores.",
-        preset="cifar", optimizer="adamw", learning_rate=2e-3, weight_decay=0.2,
-        batch_size=32, epochs=9, schedule="onecycle", warmup_epochs=0.5,
+        description="The default for the cifar preset on a CPU: the cifar topology at 0.75x "
+                    "its widths (48-96-144-144-96 maps, fc 384; 0.79M parameters), AdamW "
+                    "(peak lr 3e-3, decay 0.2), batch 64, a one-cycle learning rate over 14 "
+                    "epochs of all 50,000 training images (no validation split), conv1 "
+                    "whitened at the start, label smoothing 0.2, alternating flips (no crops: "
+                    "a short schedule underfits with them), no dropout, test images averaged "
+                    "with their mirror images; chosen by measurement (docs/benchmarks.md) to "
+                    "finish inside 30 minutes on 2 AVX2 cores.",
+        preset="cifar", optimizer="adamw", learning_rate=3e-3, weight_decay=0.2,
+        batch_size=64, epochs=14, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.2, augment="flip=alternate", eval_views="flip", val_size=0,
-        conv1_init="whiten", preset_overrides={"dropout": 0.0}),
+        conv1_init="whiten",
+        preset_overrides={"dropout": 0.0, "conv1_filters": 48,
+                          "conv_filters": (96, 144, 144, 96), "fc_units": 384}),
     "ablation": Recipe(
         name="ablation",
         description="The ablation sweep's (alexnet_lib.ablations), the same for every variant: "
@@ -191,22 +194,20 @@ RECIPES: dict[str, Recipe] = {
 
 
 RECIPES["quick"] = dataclasses.replace(
-    RECIPES["cpu"], name="quick", epochs=7, warmup_epochs=0.3, batch_size=64,
-    learning_rate=3e-3,
+    RECIPES["cpu"], name="quick", epochs=7, warmup_epochs=0.3,
     preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 32,
                       "conv_filters": (64, 96, 96, 64), "fc_units": 256},
     description="A coffee-break run on a CPU: the cpu recipe on the cifar topology at 0.5x "
                 "its widths (32-64-96-96-64 maps, fc 256; 0.35M parameters) over 7 epochs "
-                "of batch 64 at a peak rate of 3e-3 (at this budget the narrower network's "
-                "extra epochs pay more than its width, and the larger batch halves the "
-                "per-step costs that weigh on its small steps).")
+                "(at this budget the narrower network's extra epochs pay more than its "
+                "width).")
 
 RECIPES["long"] = dataclasses.replace(
-    RECIPES["cpu"], name="long", epochs=25, warmup_epochs=1.0, augment="crop=2,flip=alternate",
+    RECIPES["cpu"], name="long", epochs=34, warmup_epochs=1.0, augment="crop=2,flip=alternate",
     preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 96,
                       "conv_filters": (192, 288, 288, 192), "fc_units": 768},
     description="An hour of a CPU: the cpu recipe on the cifar topology at 1.5x its widths "
-                "(96-192-288-288-192 maps, fc 768; 3.1M parameters) over 25 epochs, with "
+                "(96-192-288-288-192 maps, fc 768; 3.1M parameters) over 34 epochs, with "
                 "translations of up to 2 pixels added to the alternating flips.")
 
 

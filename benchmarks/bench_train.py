@@ -89,9 +89,9 @@ VARIANTS = {
     "cifar towers": lambda: build_alexnet("cifar"),
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
-    # Other widths of the cifar topology (the long and quick recipes' choices).
+    # Other widths of the cifar topology (the quick, cpu and long recipes' choices).
     "cifar towers, 0.5x widths": lambda: build_alexnet("cifar", **recipe_widths("quick")),
-    "cifar towers, 0.75x widths": lambda: build_alexnet("cifar", **scaled_widths(0.75)),
+    "cifar towers, 0.75x widths": lambda: build_alexnet("cifar", **recipe_widths("cpu")),
     "cifar towers, 1.25x widths": lambda: build_alexnet("cifar", **scaled_widths(1.25)),
     "cifar towers, 1.5x widths": lambda: build_alexnet("cifar", **recipe_widths("long")),
     "cifar towers, 2x widths": lambda: build_alexnet("cifar", **scaled_widths(2)),

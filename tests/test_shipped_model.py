@@ -5,9 +5,12 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
+from alexnet_lib import build_alexnet
 from alexnet_lib.cli import main
+from alexnet_lib.config import TrainConfig, get_recipe
 from alexnet_lib.data.cifar10 import CIFAR10_CLASSES
 from alexnet_lib.paths import shared_cifar10_jpeg, shipped_model, shipped_run
 from alexnet_lib.runs import load_model, load_run, model_info
@@ -18,9 +21,21 @@ def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
     info = model_info(model, shipped_model())
     assert info.class_names == CIFAR10_CLASSES and info.eval_views == "flip"
     assert info.input_size == 32 and info.stored_size == (32, 32)
-    assert model.count_params() == 1_398_154  # the cifar preset
+    # The default recipe's network: the cifar topology at 0.75x its widths.
+    assert model.count_params() == build_alexnet(TrainConfig().resolve().preset).count_params()
+    assert model.count_params() == 788_650
     recorded = json.loads((shipped_run() / "metrics.json").read_text())
     assert recorded["num_examples"] == 10_000 and recorded["views"] == "flip"
+
+
+def test_the_shipped_model_was_trained_with_the_default_recipe_as_it_is_now():
+    """Rebuild the shipped model (benchmarks/ship_model.py) whenever the cpu recipe changes."""
+    resolved = yaml.safe_load((shipped_run() / "resolved.yaml").read_text())
+    recipe = yaml.safe_load(yaml.safe_dump(get_recipe("cpu").to_dict()))
+    ignored = {"description", "precision"}  # words; auto resolves per host
+    shipped = {k: v for k, v in resolved["recipe"].items() if k not in ignored}
+    assert shipped == {k: v for k, v in recipe.items() if k not in ignored}
+    assert len((shipped_run() / "history.csv").read_text().splitlines()) == 1 + recipe["epochs"]
 
 
 def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path, capsys):
@@ -66,7 +81,7 @@ def test_the_shipped_run_opens_as_a_run_folder_with_its_data():
     if not shared_cifar10_jpeg().is_dir():
         pytest.skip(f"no CIFAR-10 JPEG copy at {shared_cifar10_jpeg()}")
     run = load_run(shipped_run())
-    assert run.checkpoint == shipped_model() and len(run.history) == 9
+    assert run.checkpoint == shipped_model() and len(run.history) == get_recipe("cpu").epochs
     assert run.config["preset"] == "cifar" and run.config["recipe"] == "cpu"
     datasets = run.datasets()
     assert datasets.size("test") == 10_000 and datasets.class_names == CIFAR10_CLASSES

@@ -62,12 +62,14 @@ def test_recipes_validate_and_name_bad_values():
 def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
     differ = {"name", "description", "epochs", "warmup_epochs"}
-    for recipe, extra in ((quick, {"preset_overrides", "batch_size", "learning_rate"}),
-                          (long, {"augment", "preset_overrides"})):
+    for recipe, extra in ((quick, {"preset_overrides"}), (long, {"augment", "preset_overrides"})):
         changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
         assert changed == differ | extra, recipe.name
-    assert (quick.epochs, quick.batch_size, quick.learning_rate) == (7, 64, 3e-3)
-    assert (long.epochs, long.augment) == (25, "crop=2,flip=alternate")
+    assert (cpu.epochs, cpu.batch_size, cpu.learning_rate) == (14, 64, 3e-3)
+    assert (quick.epochs, long.epochs, long.augment) == (7, 34, "crop=2,flip=alternate")
+    cpu_preset = TrainConfig().resolve().preset
+    assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
+        48, (96, 144, 144, 96), 384)
     quick_preset = TrainConfig(recipe="quick").resolve().preset
     assert (quick_preset.conv1_filters, quick_preset.conv_filters, quick_preset.fc_units) == (
         32, (64, 96, 96, 64), 256)
