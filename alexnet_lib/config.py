@@ -29,7 +29,7 @@ from .checks import (
 )
 from .data.transforms import NORMALIZATIONS, Augment, check_views
 from .distribute import STRATEGIES
-from .model import OVERRIDABLE, Preset, get_preset
+from .model import OVERRIDABLE, Preset, get_preset, scaled_widths
 from .precision import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -180,8 +180,7 @@ RECIPES: dict[str, Recipe] = {
         batch_size=64, epochs=14, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.2, augment="flip=alternate", eval_views="flip", val_size=0,
         conv1_init="whiten",
-        preset_overrides={"dropout": 0.0, "conv1_filters": 48,
-                          "conv_filters": (96, 144, 144, 96), "fc_units": 384}),
+        preset_overrides={"dropout": 0.0, **scaled_widths("cifar", 0.75)}),
     "ablation": Recipe(
         name="ablation",
         description="The ablation sweep's (alexnet_lib.ablations), the same for every variant: "
@@ -195,8 +194,7 @@ RECIPES: dict[str, Recipe] = {
 
 RECIPES["quick"] = dataclasses.replace(
     RECIPES["cpu"], name="quick", epochs=7, warmup_epochs=0.3,
-    preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 32,
-                      "conv_filters": (64, 96, 96, 64), "fc_units": 256},
+    preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 0.5)},
     description="A coffee-break run on a CPU: the cpu recipe on the cifar topology at 0.5x "
                 "its widths (32-64-96-96-64 maps, fc 256; 0.35M parameters) over 7 epochs "
                 "(at this budget the narrower network's extra epochs pay more than its "
@@ -204,8 +202,7 @@ RECIPES["quick"] = dataclasses.replace(
 
 RECIPES["long"] = dataclasses.replace(
     RECIPES["cpu"], name="long", epochs=34, warmup_epochs=1.0, augment="crop=2,flip=alternate",
-    preset_overrides={**RECIPES["cpu"].preset_overrides, "conv1_filters": 96,
-                      "conv_filters": (192, 288, 288, 192), "fc_units": 768},
+    preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 1.5)},
     description="An hour of a CPU: the cpu recipe on the cifar topology at 1.5x its widths "
                 "(96-192-288-288-192 maps, fc 768; 3.1M parameters) over 34 epochs, with "
                 "translations of up to 2 pixels added to the alternating flips.")

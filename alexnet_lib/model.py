@@ -258,6 +258,15 @@ def get_preset(preset: str | Preset = "paper", **overrides) -> Preset:
     return base.replace(**overrides)
 
 
+def scaled_widths(preset: str | Preset, scale: float) -> dict[str, Any]:
+    """A preset's widths (conv1, conv2-conv5, fc6/fc7) times ``scale``, as preset overrides:
+    the same topology, narrower or wider (the ``cpu``, ``quick`` and ``long`` recipes)."""
+    p = get_preset(preset)
+    return dict(conv1_filters=round(p.conv1_filters * scale),
+                conv_filters=tuple(round(f * scale) for f in p.conv_filters),
+                fc_units=round(p.fc_units * scale))
+
+
 def _initializers(init: str, layer: str) -> dict[str, Any]:
     if init == "paper":
         bias = 1.0 if layer in PAPER_UNIT_BIAS else 0.0

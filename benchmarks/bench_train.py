@@ -33,20 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alexnet_lib import build_alexnet, get_preset  # noqa: E402
-from alexnet_lib.config import RECIPES  # noqa: E402
-
-
-def recipe_widths(recipe: str) -> dict:
-    """The widths a recipe gives the ``cifar`` preset (its ``preset_overrides`` but dropout)."""
-    return {k: v for k, v in RECIPES[recipe].preset_overrides.items() if k != "dropout"}
-
-
-def scaled_widths(scale: float) -> dict:
-    """The ``cifar`` preset's widths (conv1, conv2-conv5, fc6/fc7) times ``scale``."""
-    p = get_preset("cifar")
-    return dict(conv1_filters=round(p.conv1_filters * scale),
-                conv_filters=tuple(round(f * scale) for f in p.conv_filters),
-                fc_units=round(p.fc_units * scale))
+from alexnet_lib.model import scaled_widths  # noqa: E402
 
 
 def naive_alexnet(preset: str, groups: int) -> keras.Model:
@@ -89,12 +76,10 @@ VARIANTS = {
     "cifar towers": lambda: build_alexnet("cifar"),
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
-    # Other widths of the cifar topology (the quick, cpu and long recipes' choices).
-    "cifar towers, 0.5x widths": lambda: build_alexnet("cifar", **recipe_widths("quick")),
-    "cifar towers, 0.75x widths": lambda: build_alexnet("cifar", **recipe_widths("cpu")),
-    "cifar towers, 1.25x widths": lambda: build_alexnet("cifar", **scaled_widths(1.25)),
-    "cifar towers, 1.5x widths": lambda: build_alexnet("cifar", **recipe_widths("long")),
-    "cifar towers, 2x widths": lambda: build_alexnet("cifar", **scaled_widths(2)),
+    # Other widths of the cifar topology (0.5x, 0.75x, 1.5x: the quick, cpu and long recipes').
+    **{f"cifar towers, {scale:g}x widths":
+       (lambda scale=scale: build_alexnet("cifar", **scaled_widths("cifar", scale)))
+       for scale in (0.5, 0.75, 1.25, 1.5, 2)},
 }
 
 
