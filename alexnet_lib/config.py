@@ -75,6 +75,10 @@ class Recipe:
         val_size: validation images carved from the training split when the configuration
             does not say (0: train on every training image; the best model is then the one
             with the best training accuracy).
+        ema: the momentum of a moving average of the weights, updated after every step
+            (``0.999`` averages over about the last 1,000 steps); validation, the saved models
+            and so the evaluation use the average, and the model holds it after training.
+            0: off.
     """
 
     name: str
@@ -102,6 +106,7 @@ class Recipe:
     eval_views: str = "center"
     conv1_init: str = "preset"
     val_size: int = 5000
+    ema: float = 0.0
 
     def replace(self, **overrides) -> "Recipe":
         names = {f.name for f in dataclasses.fields(self)}
@@ -139,6 +144,7 @@ class Recipe:
                 eval_views=check_views(self.eval_views, "eval_views"),
                 conv1_init=check_choice("conv1_init", self.conv1_init, CONV1_INITS),
                 val_size=check_int("val_size", self.val_size, 0),
+                ema=check_float("ema", self.ema, 0.0, 1.0, max_open=True),
             )
             values["warmup_epochs"] = check_float("warmup_epochs", self.warmup_epochs, 0.0,
                                                   float(values["epochs"]))

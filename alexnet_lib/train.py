@@ -26,6 +26,7 @@ from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
 # isort: split
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -35,7 +36,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -102,14 +103,17 @@ def learning_rate_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 
 
 def _make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
+    # The moving average of the weights (recipe.ema) lives in the optimizer's slots, so the
+    # resume checkpoints carry it.
+    average = dict(use_ema=recipe.ema > 0, ema_momentum=recipe.ema or 0.99)
     if recipe.optimizer == "sgd":
         opt = keras.optimizers.SGD(learning_rate=recipe.learning_rate, momentum=recipe.momentum,
-                                   nesterov=recipe.nesterov)
+                                   nesterov=recipe.nesterov, **average)
     elif recipe.optimizer == "adam":
-        opt = keras.optimizers.Adam(learning_rate=recipe.learning_rate)
+        opt = keras.optimizers.Adam(learning_rate=recipe.learning_rate, **average)
     else:
         opt = keras.optimizers.AdamW(learning_rate=recipe.learning_rate,
-                                     weight_decay=recipe.weight_decay)
+                                     weight_decay=recipe.weight_decay, **average)
     if recipe.precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -402,9 +406,33 @@ class Trainer:
         return lr
 
     # ---- evaluation
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[keras.Model]:
+        """The model with the moving average of its weights in place (the recipe's ``ema``;
+        without one, the weights as they are), and its own weights back afterwards."""
+        averages = self._averages()
+        if not averages:
+            yield self.model
+            return
+        variables = self.model.trainable_variables
+        own = [v.numpy() for v in variables]
+        for variable, average in zip(variables, averages):
+            variable.assign(average)
+        try:
+            yield self.model
+        finally:
+            for variable, value in zip(variables, own):
+                variable.assign(value)
+
+    def _averages(self) -> list:
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return list(inner._model_variables_moving_average) if inner.use_ema else []
+
     def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
-        """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout)."""
-        probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
+        """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout;
+        the moving average of the weights where the recipe keeps one)."""
+        with self.averaged_weights():
+            probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
         metrics = classification_metrics(probs, labels, self.datasets.class_names)
         return {"loss": metrics["test_loss"], "accuracy": metrics["test_top1"]}
 
@@ -566,6 +594,9 @@ class Trainer:
                     hook(row, history)
         if self.is_chief and not self.run.model("last").exists():
             self._export(best=not self.run.model("best").exists())
+        # As Keras' fit leaves it: the model holds the average it was evaluated and saved with.
+        for variable, average in zip(self.model.trainable_variables, self._averages()):
+            variable.assign(average)
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
         return history
@@ -590,12 +621,13 @@ class Trainer:
 
     def _export(self, best: bool, epoch: int | None = None) -> None:
         self._check_state()
-        model = self.inference_model()
-        save_model(model, self.run.model("last"))
-        if best:
-            save_model(model, self.run.model("best"))
-        if epoch is not None:
-            save_model(model, self.run.epoch_model(epoch))
+        with self.averaged_weights():
+            model = self.inference_model()
+            save_model(model, self.run.model("last"))
+            if best:
+                save_model(model, self.run.model("best"))
+            if epoch is not None:
+                save_model(model, self.run.epoch_model(epoch))
 
     def _check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):

@@ -56,6 +56,9 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", conv1_init="pca")
     with pytest.raises(ValueError, match="augment flip=MODE"):
         get_recipe("cpu", augment="flip=never")
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=f"ema={bad}"):
+            get_recipe("cpu", ema=bad)
     assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "long", "ablation"}
 
 
@@ -535,6 +538,50 @@ def test_each_optimizer_is_built_as_the_recipe_says_and_trains(tree, tmp_path, r
     moved = [not np.allclose(a, v.numpy()) for a, v in zip(before, after)]
     assert all(moved)
     trainer.close()
+
+
+def test_the_moving_average_of_the_weights_is_kept_per_step_and_swapped_in(tree, tmp_path):
+    """ema=m: after every step a <- m a + (1 - m) w (a = w after the first step), against
+    NumPy over three steps; averaged_weights() puts the average in place and the weights
+    back afterwards."""
+    m = 0.6
+    trainer = Trainer(config(tree, tmp_path / "run", recipe={"ema": m}))
+    assert trainer.optimizer.use_ema and trainer.optimizer.ema_momentum == pytest.approx(m)
+    variables = trainer.model.trainable_variables
+    batches = iter(trainer.datasets.train(0))
+    expected = None
+    for step in range(3):
+        trainer._set_lr(step)
+        trainer._train_step(batches)
+        own = [v.numpy().copy() for v in variables]
+        expected = own if expected is None else [m * a + (1 - m) * w
+                                                 for a, w in zip(expected, own)]
+    assert not all(np.allclose(a, w) for a, w in zip(expected, own))
+    with trainer.averaged_weights() as model:
+        for v, a in zip(model.trainable_variables, expected):
+            np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-7)
+    for v, w in zip(variables, own):
+        np.testing.assert_array_equal(v.numpy(), w)
+    trainer.close()
+
+
+def test_with_a_moving_average_the_saved_models_hold_it_and_the_checkpoint_the_weights(
+        tree, tmp_path):
+    run_dir = tmp_path / "run"
+    trainer = Trainer(config(tree, run_dir, recipe={"ema": 0.9, "epochs": 1}))
+    trainer.fit()
+    x, _ = next(iter(trainer.datasets.test()))
+    averaged = np.asarray(trainer.inference_model()(x))  # after training: the average
+    np.testing.assert_allclose(np.asarray(load_model(trainer.run.model("best"))(x)), averaged,
+                               rtol=1e-5, atol=1e-6)
+    trainer.close()
+    again = Trainer(config(tree, run_dir, recipe={"ema": 0.9, "epochs": 1}))
+    assert again.restore()  # the resume checkpoint: the weights themselves, and the average
+    assert not np.allclose(np.asarray(again.inference_model()(x)), averaged, atol=1e-4)
+    with again.averaged_weights():
+        np.testing.assert_allclose(np.asarray(again.inference_model()(x)), averaged,
+                                   rtol=1e-5, atol=1e-6)
+    again.close()
 
 
 def test_sgd_adds_the_papers_weight_decay_to_kernel_gradients(tree, tmp_path):
