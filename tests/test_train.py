@@ -51,7 +51,7 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", lr=0.1)
     with pytest.raises(ValueError, match="eval_views='mirror'"):
         get_recipe("cpu", eval_views="mirror")
-    assert get_recipe("cpu").eval_views == "flip" and get_recipe("seed").eval_views == "center"
+    assert get_recipe("cpu").eval_views == "shift" and get_recipe("seed").eval_views == "center"
     with pytest.raises(ValueError, match="conv1_init='pca'"):
         get_recipe("cpu", conv1_init="pca")
     with pytest.raises(ValueError, match="augment flip=MODE"):
@@ -125,7 +125,7 @@ def test_training_learns_writes_the_run_folder_and_evaluates(trained):
     tta = evaluate(run, tta=True, write=False)
     assert tta["tta"] and tta["views"] == "tta" and tta["test_top1"] > 0.6
     assert tta["center_top1"] == metrics["test_top1"]  # the centre is one of the 10 views
-    # Flip views (the cpu recipe's): the mean of the probabilities of each image and its
+    # Flip views (the run's recipe's): the mean of the probabilities of each image and its
     # mirror image, against the same computed here.
     flip = evaluate(run, write=False)
     assert flip["views"] == "flip" and not flip["tta"]
@@ -276,7 +276,7 @@ def test_cli_evaluate_predict(trained, tmp_path, capsys):
     np.testing.assert_allclose([t["probability"] for t in results[2]["top"]], expected, rtol=1e-5)
     ok = predict(run, [big])[0]
     assert ok.top[0][0] == "red" and ok.error is None
-    # Views: the default is the recipe's (cpu: flip), the mean over the image and its mirror.
+    # Views: the default is the run's recipe's (here flip): the image and its mirror.
     half = tmp_path / "half.png"
     Image.fromarray(np.concatenate([np.full((16, 8, 3), COLOURS[0], np.uint8),
                                     np.full((16, 8, 3), COLOURS[1], np.uint8)], 1)).save(half)
