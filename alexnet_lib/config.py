@@ -180,8 +180,8 @@ RECIPES: dict[str, Recipe] = {
                     "epochs of all 50,000 training images (no validation split), conv1 "
                     "whitened at the start, label smoothing 0.2, alternating flips (no crops: "
                     "a short schedule underfits with them), no dropout, six test views averaged "
-                    "(each image and its one-pixel shifts, mirrored); chosen by measurement (docs/benchmarks.md) to "
-                    "finish inside 30 minutes on 2 AVX2 cores.",
+                    "(each image and its one-pixel shifts, mirrored); chosen by measurement "
+                    "(docs/benchmarks.md) to finish inside 30 minutes on 2 AVX2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=3e-3, weight_decay=0.2,
         batch_size=64, epochs=14, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.2, augment="flip=alternate", eval_views="shift", val_size=0,
