@@ -401,8 +401,7 @@ class Trainer:
         lr = (learning_rate_at(self.recipe, global_step, self.steps_per_epoch)
               * float(self.lr_scale.numpy()))
         lr = max(lr, self.recipe.min_learning_rate) if self.recipe.schedule == "plateau" else lr
-        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        inner.learning_rate.assign(lr)
+        self._inner_optimizer.learning_rate.assign(lr)
         return lr
 
     # ---- evaluation
@@ -410,23 +409,22 @@ class Trainer:
     def averaged_weights(self) -> Iterator[keras.Model]:
         """The model with the moving average of its weights in place (the recipe's ``ema``;
         without one, the weights as they are), and its own weights back afterwards."""
-        averages = self._averages()
-        if not averages:
+        if not self._inner_optimizer.use_ema:
             yield self.model
             return
         variables = self.model.trainable_variables
         own = [v.numpy() for v in variables]
-        for variable, average in zip(variables, averages):
-            variable.assign(average)
+        self._inner_optimizer.finalize_variable_values(variables)  # Keras: the average in place
         try:
             yield self.model
         finally:
             for variable, value in zip(variables, own):
                 variable.assign(value)
 
-    def _averages(self) -> list:
-        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        return list(inner._model_variables_moving_average) if inner.use_ema else []
+    @property
+    def _inner_optimizer(self) -> keras.optimizers.Optimizer:
+        """The optimizer itself, inside float16's loss scaling where there is one."""
+        return getattr(self.optimizer, "inner_optimizer", self.optimizer)
 
     def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout;
@@ -595,8 +593,7 @@ class Trainer:
         if self.is_chief and not self.run.model("last").exists():
             self._export(best=not self.run.model("best").exists())
         # As Keras' fit leaves it: the model holds the average it was evaluated and saved with.
-        for variable, average in zip(self.model.trainable_variables, self._averages()):
-            variable.assign(average)
+        self._inner_optimizer.finalize_variable_values(self.model.trainable_variables)
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
         return history
