@@ -49,7 +49,8 @@ class Recipe:
         learning_rate: the base (``constant``, ``plateau``) or peak (``onecycle``,
             ``cosine``) learning rate.
         weight_decay: the paper's L2 weight decay, added to the gradient of every
-            kernel before the optimizer (for ``adamw``: decoupled decay).
+            kernel before the optimizer (for ``adamw``: Keras' decoupled decay, of every
+            weight, the biases included).
         schedule: ``constant``; ``plateau`` (divide by ``plateau_factor`` when validation
             accuracy has not improved for ``plateau_patience`` epochs, as the paper did by
             hand); ``onecycle`` (linear warm-up over ``warmup_epochs``, then linear decay to
