@@ -10,8 +10,8 @@ Data parallelism:
     the optimizer steps, the learning-rate schedule and the results do not depend on ``N``.
     To use more devices for more throughput, raise ``--batch-size`` and the learning rate
     together (the linear scaling rule: ``k`` times the batch, ``k`` times the rate, with a
-    warm-up), e.g. ``--batch-size 256 --set learning_rate=0.012`` for 4 times the ``cpu``
-    recipe's 64 / 3e-3.
+    warm-up), e.g. ``--batch-size 512 --set learning_rate=0.016`` for 4 times the ``cpu``
+    recipe's 128 / 4e-3.
 
 Multi-host:
     Every worker runs the same command with its own ``TF_CONFIG`` (``{"cluster": {"worker":

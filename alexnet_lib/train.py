@@ -246,6 +246,8 @@ class Trainer:
                                      self.datasets)
             if self.recipe.conv1_init == "whiten" and not self.resumable:
                 self._whiten_conv1()
+            if self.recipe.freeze_conv1:
+                self._conv1().trainable = False
             self.optimizer = _make_optimizer(self.recipe)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -288,11 +290,14 @@ class Trainer:
             self._remove_debris()
 
     # ---- set-up helpers
+    def _conv1(self) -> keras.layers.Layer:
+        return next(layer for layer in _all_layers(self.model) if layer.name == "conv1")
+
     def _whiten_conv1(self, images: int = 2048) -> None:
         """conv1's kernel from the principal components of training patches (the recipe's
         ``conv1_init: whiten``), computed from the first ``images`` training images as
         evaluation sees them (normalized, centre view)."""
-        conv1 = next(layer for layer in _all_layers(self.model) if layer.name == "conv1")
+        conv1 = self._conv1()
         batches, count = [], 0
         for x, _ in self.datasets.evaluation("train"):
             batches.append(x)

@@ -64,11 +64,13 @@ def test_recipes_validate_and_name_bad_values():
 
 def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
-    differ = {"name", "description", "epochs", "warmup_epochs"}
+    differ = {"name", "description", "epochs", "warmup_epochs", "batch_size", "learning_rate"}
     for recipe, extra in ((quick, {"preset_overrides"}), (long, {"augment", "preset_overrides"})):
         changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
         assert changed == differ | extra, recipe.name
-    assert (cpu.epochs, cpu.batch_size, cpu.learning_rate) == (14, 64, 3e-3)
+    assert (cpu.epochs, cpu.batch_size, cpu.learning_rate) == (16, 128, 4e-3)
+    for recipe in (quick, long):
+        assert (recipe.batch_size, recipe.learning_rate) == (64, 3e-3), recipe.name
     assert (quick.epochs, long.epochs, long.augment) == (7, 34, "crop=2,flip=alternate")
     cpu_preset = TrainConfig().resolve().preset
     assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
@@ -361,6 +363,27 @@ def test_whitened_conv1_and_each_epochs_model_kept(tree, tmp_path):
     x, _ = next(iter(trainer.datasets.test()))
     last, kept = load_model(run.model("last")), load_model(run.epoch_model(2))
     np.testing.assert_allclose(kept(x), last(x), rtol=1e-6)
+
+
+def test_frozen_conv1_keeps_its_whitening_and_the_rest_trains(tree, tmp_path):
+    """freeze_conv1 keeps conv1 as whitening left it: no trainable weight, no optimizer slot,
+    the same kernel after training, while the layers above it learn."""
+    trainer = Trainer(config(tree, tmp_path / "run", recipe={
+        "conv1_init": "whiten", "freeze_conv1": True, "epochs": 1}))
+    conv1, conv3 = trainer.model.get_layer("conv1"), trainer.model.get_layer("conv3")
+    start1, start3 = conv1.kernel.numpy(), conv3.kernel.numpy()
+    trainable = {v.path for v in trainer.model.trainable_variables}
+    assert not any(v.path in trainable for v in conv1.weights) and conv3.kernel.path in trainable
+    trainer.fit()
+    np.testing.assert_array_equal(conv1.kernel.numpy(), start1)
+    assert not conv1.bias.numpy().any()
+    assert np.abs(conv3.kernel.numpy() - start3).max() > 1e-4
+    # The saved model keeps conv1 frozen, with the same weights.
+    saved = load_model(trainer.run.model("last")).get_layer("alexnet_cifar").get_layer("conv1")
+    assert not saved.trainable
+    np.testing.assert_array_equal(saved.kernel.numpy(), start1)
+    with pytest.raises(ValueError, match="freeze_conv1='maybe'"):
+        get_recipe("cpu", freeze_conv1="maybe")
 
 
 MIRRORED = r"""
