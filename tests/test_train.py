@@ -366,8 +366,8 @@ def test_whitened_conv1_and_each_epochs_model_kept(tree, tmp_path):
 
 
 def test_frozen_conv1_keeps_its_whitening_and_the_rest_trains(tree, tmp_path):
-    """freeze_conv1 keeps conv1 as whitening left it: no trainable weight, no optimizer slot,
-    the same kernel after training, while the layers above it learn."""
+    """freeze_conv1 keeps conv1 as whitening left it: no trainable weight (so nothing for the
+    optimizer to update), the same kernel after training, while the layers above it learn."""
     trainer = Trainer(config(tree, tmp_path / "run", recipe={
         "conv1_init": "whiten", "freeze_conv1": True, "epochs": 1}))
     conv1, conv3 = trainer.model.get_layer("conv1"), trainer.model.get_layer("conv3")
