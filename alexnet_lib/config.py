@@ -184,14 +184,15 @@ RECIPES: dict[str, Recipe] = {
                     "its widths (48-96-144-144-96 maps, fc 384; 0.79M parameters), AdamW "
                     "(peak lr 4e-3, decay 0.2), batch 128, a one-cycle learning rate over 16 "
                     "epochs of all 50,000 training images (no validation split), conv1 "
-                    "whitened at the start, label smoothing 0.2, alternating flips (no crops: "
-                    "a short schedule underfits with them), no dropout, six test views averaged "
-                    "(each image and its one-pixel shifts, mirrored); chosen by measurement "
-                    "(docs/benchmarks.md) to finish inside 30 minutes on 2 AVX2 cores.",
+                    "whitened at the start, label smoothing 0.2, alternating flips and "
+                    "translations of up to 1 pixel (as the test views shift), no dropout, six "
+                    "test views averaged (each image and its one-pixel shifts, mirrored); "
+                    "chosen by measurement (docs/benchmarks.md) to finish inside 30 minutes "
+                    "on 2 AVX2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=4e-3, weight_decay=0.2,
         batch_size=128, epochs=16, schedule="onecycle", warmup_epochs=0.5,
-        label_smoothing=0.2, augment="flip=alternate", eval_views="shift", val_size=0,
-        conv1_init="whiten",
+        label_smoothing=0.2, augment="crop=1,flip=alternate", eval_views="shift",
+        val_size=0, conv1_init="whiten",
         preset_overrides={"dropout": 0.0, **scaled_widths("cifar", 0.75)}),
     "ablation": Recipe(
         name="ablation",
@@ -209,12 +210,13 @@ RECIPES: dict[str, Recipe] = {
 _BATCH_64 = dict(batch_size=64, learning_rate=3e-3)
 
 RECIPES["quick"] = dataclasses.replace(
-    RECIPES["cpu"], name="quick", epochs=7, warmup_epochs=0.3, **_BATCH_64,
+    RECIPES["cpu"], name="quick", epochs=7, warmup_epochs=0.3, augment="flip=alternate",
+    **_BATCH_64,
     preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 0.5)},
     description="A coffee-break run on a CPU: the cpu recipe on the cifar topology at 0.5x "
                 "its widths (32-64-96-96-64 maps, fc 256; 0.35M parameters) over 7 epochs "
-                "of batch 64 at a peak lr of 3e-3 (at this budget the narrower network's "
-                "extra epochs pay more than its width).")
+                "of batch 64 at a peak lr of 3e-3, flips only (at this budget the narrower "
+                "network's extra epochs pay more than its width).")
 
 RECIPES["long"] = dataclasses.replace(
     RECIPES["cpu"], name="long", epochs=34, warmup_epochs=1.0, augment="crop=2,flip=alternate",
