@@ -39,8 +39,9 @@ def config(tree, run_dir, **kw) -> TrainConfig:
     augmentation is pinned to the alternating flips (the cpu recipe also translates by up to
     a pixel): with the translations, a one-device run and a two-replica run of the same
     batches (checked equal) part after their third step on this tiny network (measured:
-    weights 1e-6 apart, then 1e-3, then 2e-2), as Adam's normalized steps amplify the
-    replicas' differently rounded gradient sums, so the mirrored test would compare noise."""
+    weights 1e-6 apart, then 1e-3, then 2e-2): the replicas' gradient sums round
+    differently, and the steps that follow amplify it, so the mirrored test would compare
+    noise."""
     recipe = {"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "warmup_epochs": 0.5,
               "precision": "float32", "eval_views": "flip", "augment": "flip=alternate"}
     recipe.update(kw.pop("recipe", {}))
