@@ -5,7 +5,7 @@ budget") and not kept, so they stay here rather than in the recipe:
 
 * ``--beta-1``, ``--beta-2``: AdamW's moment decay rates (Keras' defaults: 0.9, 0.999).
 * ``--lookahead K``: Lookahead (Zhang et al. 2019) around the recipe's optimizer: a slow copy
-  of the weights starts from the weights the first step sees (after conv1's whitening) and
+  of the weights starts from the weights training starts from (after conv1's whitening) and
   every ``K`` optimizer steps moves ``--lookahead-alpha`` of the way to the trained (fast)
   weights, which then restart from it. The slow copy is not checkpointed: a run measured with
   it must not be interrupted.
@@ -48,9 +48,9 @@ def with_lookahead(every: int, alpha: float) -> None:
     def build_with_lookahead(trainer):
         step = build(trainer)
         fast = trainer.model.trainable_variables
-        slow = [tf.Variable(tf.zeros_like(v), trainable=False) for v in fast]
+        # The trainer builds its step after conv1's whitening: the slow copy starts there.
+        slow = [tf.Variable(v, trainable=False) for v in fast]
         iterations = trainer.optimizer.iterations
-        started = []
 
         @tf.function
         def synchronize():
@@ -62,10 +62,6 @@ def with_lookahead(every: int, alpha: float) -> None:
             tf.cond(tf.equal(iterations % every, 0), move, lambda: tf.constant(0))
 
         def step_with_lookahead(iterator):
-            if not started:
-                for s, v in zip(slow, fast):
-                    s.assign(v)
-                started.append(True)
             step(iterator)
             synchronize()
 
