@@ -26,9 +26,11 @@ from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
 # isort: split
 
+import contextlib
+
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from .checks import check_int
 
@@ -58,11 +60,24 @@ def _check_devices(devices, count: int, name: str = "tower_devices"):
     return list(devices)
 
 
+def _on_device(device):
+    """``tf.device(device)``, or no placement at all where ``device`` is ``None``.
+
+    TensorFlow is imported only for a placed tower, so the layers also run on Keras's
+    other backends (JAX, PyTorch) wherever no device is named.
+    """
+    if device is None:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.device(device)
+
+
 def _window_sum(x, window):
     """Sum of ``x`` over each channel's window, group by group (groups are contiguous
     blocks of ``window.shape[0]`` channels): ``x @ window`` on each block."""
     size = window.shape[0]
-    return tf.reshape(tf.matmul(tf.reshape(x, [-1, size]), window), tf.shape(x))
+    return ops.reshape(ops.matmul(ops.reshape(x, (-1, size)), window), ops.shape(x))
 
 
 def _lrn(a, window, k, alpha, beta):
@@ -76,18 +91,19 @@ def _lrn(a, window, k, alpha, beta):
     forward_window = window * alpha
     backward_window = window * (2.0 * alpha * beta)
 
-    @tf.custom_gradient
+    @ops.custom_gradient
     def lrn(a):
-        d = k + _window_sum(tf.square(a), forward_window)
+        d = k + _window_sum(ops.square(a), forward_window)
         if beta == 0.75:  # the paper's exponent: two cheap roots instead of pow
-            s = tf.math.rsqrt(d)
-            q = s * tf.sqrt(s)
+            s = ops.rsqrt(d)
+            q = s * ops.sqrt(s)
         else:
-            q = tf.pow(d, -beta)
+            q = ops.power(d, -beta)
         b = a * q
         b_over_d = b / d
 
-        def grad(g):
+        def grad(*args, upstream=None):  # the signature every Keras backend calls
+            g = args[0] if upstream is None else upstream
             return g * q - a * _window_sum(g * b_over_d, backward_window)
 
         return b, grad
@@ -158,13 +174,14 @@ class LocalResponseNormalization(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
+        window = ops.convert_to_tensor(self._window)
         if self.devices is None:
-            return _lrn(inputs, tf.constant(self._window), self.k, self.alpha, self.beta)
+            return _lrn(inputs, window, self.k, self.alpha, self.beta)
         outputs = []
-        for device, part in zip(self.devices, tf.split(inputs, self.groups, axis=-1)):
-            with tf.device(device):
-                outputs.append(_lrn(part, tf.constant(self._window), self.k, self.alpha, self.beta))
-        return tf.concat(outputs, axis=-1)
+        for device, part in zip(self.devices, ops.split(inputs, self.groups, axis=-1)):
+            with _on_device(device):
+                outputs.append(_lrn(part, window, self.k, self.alpha, self.beta))
+        return ops.concatenate(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -263,24 +280,21 @@ class TowerConv2D(keras.layers.Layer):
         tower_shape = tuple(input_shape[:-1]) + (
             channels // self.towers if self.split_input else channels,)
         for t, conv in enumerate(self.convs):
-            if self.tower_devices is None:
+            with _on_device(self._device(t)):  # each tower's weights on its own device too
                 conv.build(tower_shape)
-            else:  # each tower's weights live on its own device too
-                with tf.device(self.tower_devices[t]):
-                    conv.build(tower_shape)
         super().build(input_shape)
 
+    def _device(self, tower: int):
+        return None if self.tower_devices is None else self.tower_devices[tower]
+
     def call(self, inputs):
-        parts = (tf.split(inputs, self.towers, axis=-1) if self.split_input
+        parts = (ops.split(inputs, self.towers, axis=-1) if self.split_input
                  else [inputs] * self.towers)
         outputs = []
         for t, (conv, part) in enumerate(zip(self.convs, parts)):
-            if self.tower_devices is None:
+            with _on_device(self._device(t)):
                 outputs.append(conv(part))
-            else:
-                with tf.device(self.tower_devices[t]):
-                    outputs.append(conv(part))
-        return tf.concat(outputs, axis=-1)
+        return ops.concatenate(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
         tower_shape = tuple(input_shape[:-1]) + (
@@ -330,10 +344,10 @@ class TowerMaxPooling2D(keras.layers.Layer):
         if self.tower_devices is None:
             return self.pool(inputs)
         outputs = []
-        for device, part in zip(self.tower_devices, tf.split(inputs, self.towers, axis=-1)):
-            with tf.device(device):
+        for device, part in zip(self.tower_devices, ops.split(inputs, self.towers, axis=-1)):
+            with _on_device(device):
                 outputs.append(self.pool(part))
-        return tf.concat(outputs, axis=-1)
+        return ops.concatenate(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return self.pool.compute_output_shape(input_shape)

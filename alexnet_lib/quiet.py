@@ -58,4 +58,7 @@ def import_tensorflow():
     return tf
 
 
-import_tensorflow()
+# The model's layers also run on Keras's other backends (``KERAS_BACKEND=jax`` or ``torch``,
+# where TensorFlow may not be installed): TensorFlow is then not imported here.
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    import_tensorflow()

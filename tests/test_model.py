@@ -296,3 +296,62 @@ def test_whitening_kernel_decorrelates_patches_to_unit_variance():
         whitening_kernel(x, 3, 60)
     with pytest.raises(ValueError, match="at least 11x11"):
         whitening_kernel(x, 11, 4)
+
+
+NO_TENSORFLOW = r'''
+import sys
+sys.modules["tensorflow"] = None  # any import of TensorFlow now fails
+import jax
+import jax.numpy as jnp
+import numpy as np
+from alexnet_lib.layers import LocalResponseNormalization
+from alexnet_lib.model import build_alexnet
+import keras
+assert keras.backend.backend() == "jax", keras.backend.backend()
+arrays = np.load(sys.argv[1])
+model = build_alexnet("cifar", dropout=0.0)
+model.set_weights([arrays[f"w{i}"] for i in range(len(arrays.files) - 3)])
+outputs = keras.ops.convert_to_numpy(model(arrays["x"], training=False))
+# The LRN's hand-written gradient against JAX's autodiff of the paper's formula.
+lrn, a, g = LocalResponseNormalization(groups=2), jnp.asarray(arrays["a"]), arrays["g"]
+def formula(a):
+    groups = []
+    for part in jnp.split(a, 2, axis=-1):
+        squares = jnp.stack([(part[..., max(0, i - 2):i + 3] ** 2).sum(-1)
+                             for i in range(part.shape[-1])], axis=-1)
+        groups.append(part / (2.0 + 1e-4 * squares) ** 0.75)
+    return jnp.concatenate(groups, axis=-1)
+ours = jax.grad(lambda a: jnp.sum(lrn(a) * g))(a)
+autodiff = jax.grad(lambda a: jnp.sum(formula(a) * g))(a)
+np.savez(sys.argv[2], outputs=outputs, ours=np.asarray(ours), autodiff=np.asarray(autodiff))
+'''
+
+
+@pytest.mark.slow
+def test_model_runs_on_keras_jax_backend_without_tensorflow(tmp_path):
+    """The model and its layers are Keras operations only: on the JAX backend, with
+    TensorFlow unimportable, the `cifar` network (towers, LRN) gives TensorFlow's output, and
+    the LRN's hand-written gradient is autodiff's of the paper's formula."""
+    import os
+    import subprocess
+    import sys
+
+    keras.utils.set_random_seed(3)
+    model = build_alexnet("cifar", dropout=0.0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 32, 32, 3)).astype("float32")
+    a = rng.normal(scale=30.0, size=(2, 5, 5, 12)).astype("float32")  # LRN far from identity
+    g = rng.normal(size=a.shape).astype("float32")
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    np.savez(tmp_path / "in.npz", x=x, a=a, g=g, **arrays)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW,
+                           str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    expected = model(x, training=False).numpy()
+    np.testing.assert_allclose(out["outputs"], expected, rtol=1e-4, atol=1e-6)
+    assert expected.std() > 0.01  # the outputs differ between images and classes
+    np.testing.assert_allclose(out["ours"], out["autodiff"], rtol=1e-4, atol=1e-6)
+    assert np.abs(out["ours"] - g).max() > 0.01  # the normalization bends the gradient
