@@ -17,7 +17,10 @@ carries a saved model's preprocessing.
   :class:`alexnet_lib.data.transforms.Preprocessing`).
 
 Every layer is a registered Keras serializable, so a model using them saves to
-``.keras`` and loads back with ``safe_mode=True``.
+``.keras`` and loads back with ``safe_mode=True``. They are written in Keras operations
+(``keras.ops``), TensorFlow being imported only to place a tower on a named device, so the
+models they build also run on Keras's JAX backend where TensorFlow is not installed
+(``benchmarks/backend_check.py``).
 """
 
 from __future__ import annotations
