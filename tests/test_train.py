@@ -66,9 +66,10 @@ def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
     differ = {"name", "description", "epochs", "warmup_epochs", "batch_size", "learning_rate",
               "augment", "preset_overrides"}
-    for recipe in (quick, long):
+    for recipe, extra in ((quick, set()), (long, {"weight_decay"})):
         changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
-        assert changed == differ, recipe.name
+        assert changed == differ | extra, recipe.name
+    assert (cpu.weight_decay, quick.weight_decay, long.weight_decay) == (0.2, 0.2, 0.1)
     assert (cpu.epochs, cpu.batch_size, cpu.learning_rate) == (16, 128, 4e-3)
     for recipe in (quick, long):
         assert (recipe.batch_size, recipe.learning_rate) == (64, 3e-3), recipe.name
