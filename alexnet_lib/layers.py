@@ -67,7 +67,7 @@ def _on_device(device):
     """``tf.device(device)``, or no placement at all where ``device`` is ``None``.
 
     TensorFlow is imported only for a placed tower, so the layers also run on Keras's
-    other backends (JAX, PyTorch) wherever no device is named.
+    JAX backend (tests/test_model.py runs them there) wherever no device is named.
     """
     if device is None:
         return contextlib.nullcontext()
