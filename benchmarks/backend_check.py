@@ -39,11 +39,17 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from gpu_check import (  # noqa: E402  (the script beside this one)
+    SEED_EPOCHS,
+    SEED_TEST,
+    SEED_TRAIN,
+    SEED_VAL,
+    projected_seed_seconds,
+)
 
 from alexnet_lib.layers import LocalResponseNormalization  # noqa: E402
-from alexnet_lib.model import build_alexnet  # noqa: E402
+from alexnet_lib.model import build_alexnet, get_preset  # noqa: E402
 
-SEED_EPOCHS, SEED_TRAIN, SEED_VAL, SEED_TEST = 18, 45_000, 5_000, 10_000
 PAPER_EPOCHS, PAPER_TRAIN, PAPER_VAL = 90, 1_281_167, 50_000
 
 
@@ -72,11 +78,13 @@ def check_lrn() -> dict:
     return result
 
 
-def seed_model(precision: str, preset: str = "seed") -> keras.Model:
+def compiled_model(precision: str, preset: str = "seed") -> keras.Model:
+    """32x32 uint8 images upsampled to the preset's input, then the preset's network."""
     keras.mixed_precision.set_dtype_policy(precision)
+    size = get_preset(preset).image_size
     inputs = keras.Input((32, 32, 3), dtype="uint8", name="images")
     x = keras.layers.Rescaling(1 / 64.0, offset=-2.0)(keras.ops.cast(inputs, "float32"))
-    x = keras.layers.Resizing(227, 227, interpolation="bilinear")(x)
+    x = keras.layers.Resizing(size, size, interpolation="bilinear")(x)
     model = keras.Model(inputs, build_alexnet(preset)(x))
     optimizer = (keras.optimizers.Adam(5e-5) if preset == "seed"  # the recipes' optimizers
                  else keras.optimizers.SGD(0.01, momentum=0.9))
@@ -98,7 +106,7 @@ def timed(fn) -> float:
 
 
 def speed(precision: str, train, test, batch: int, preset: str = "seed") -> dict:
-    model = seed_model(precision, preset)
+    model = compiled_model(precision, preset)
     first = timed(lambda: model.fit(*train, batch_size=batch, epochs=1, verbose=0))
     epoch = timed(lambda: model.fit(*train, batch_size=batch, epochs=1, verbose=0))
     model.evaluate(*test, batch_size=batch, verbose=0)  # compiles the test step
@@ -108,8 +116,7 @@ def speed(precision: str, train, test, batch: int, preset: str = "seed") -> dict
               "first_epoch_s": round(first, 1), "train_images_per_s": round(train_ips, 1),
               "eval_images_per_s": round(eval_ips, 1)}
     if preset == "seed":
-        result["projected_seed_18_epochs_s"] = round(
-            SEED_EPOCHS * (SEED_TRAIN / train_ips + SEED_VAL / eval_ips) + SEED_TEST / eval_ips, 1)
+        result["projected_seed_18_epochs_s"] = round(projected_seed_seconds(train_ips, eval_ips), 1)
     else:
         result["projected_paper_90_epochs_h"] = round(
             PAPER_EPOCHS * (PAPER_TRAIN / train_ips + PAPER_VAL / eval_ips) / 3600, 2)
@@ -117,7 +124,7 @@ def speed(precision: str, train, test, batch: int, preset: str = "seed") -> dict
 
 
 def full_run(precision: str, batch: int) -> dict:
-    model = seed_model(precision)
+    model = compiled_model(precision)
     train, val, test = images(SEED_TRAIN, 1), images(SEED_VAL, 2), images(SEED_TEST, 3)
     start = time.perf_counter()
     model.fit(*train, batch_size=batch, epochs=SEED_EPOCHS, validation_data=val, verbose=2)
@@ -137,6 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="skip --full where its projected time would end past this many "
                              "seconds from the start")
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.full and args.preset != "seed":
         parser.error("--full runs the seed's experiment: it needs --preset seed")
@@ -158,9 +166,8 @@ def main(argv=None) -> int:
     elif args.full:
         results["full"] = full_run(args.precisions.split(",")[0], batch)
         print(json.dumps(results["full"]), flush=True)
-    if os.environ.get("OUT"):
-        name = f"backend_check-{args.preset}.json"
-        with open(os.path.join(os.environ["OUT"], name), "w") as f:
+    if args.json:
+        with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0
 
