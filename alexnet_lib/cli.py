@@ -116,6 +116,7 @@ def cmd_train(args) -> int:
 
 VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image",
               "shift": ", averaging 6 views (the image and its one-pixel shifts, mirrored)",
+              "shift2": ", averaging 10 views (the image and its two-pixel shifts, mirrored)",
               "tta": ", averaging the paper's 10 views"}
 
 
@@ -287,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--views", choices=tuple(VIEW_NOTES),
                        help="test-time views of the final evaluation: center, flip (average "
                             "each image and its mirror image), shift (those and their one-pixel "
-                            "shifts) or tta (the paper's 10 views); "
-                            "default: the recipe's (cpu: flip)")
+                            "shifts), shift2 (the image and its two-pixel shifts up, down, "
+                            "left and right, mirrored) or tta (the paper's 10 views); "
+                            "default: the recipe's (cpu: shift, long: shift2)")
     train.add_argument("--tta", action="store_true", help="the same as --views tta")
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
     train.set_defaults(func=cmd_train)
@@ -297,9 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
     evaluate.add_argument("--views", choices=tuple(VIEW_NOTES),
                           help="center, flip (average each image and its mirror image), shift "
-                               "(those and their one-pixel shifts) or tta (the paper's 10 views: "
-                               "corners, centre, mirrors); default: the "
-                               "run's recipe's")
+                               "(those and their one-pixel shifts), shift2 (the image and its "
+                               "two-pixel shifts, mirrored) or tta (the paper's 10 views: "
+                               "corners, centre, mirrors); default: the run's recipe's")
     evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
                           help="which saved model (default: best validation accuracy)")
@@ -314,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "shipped model, models/cifar-cpu/checkpoints/best.keras)")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
     predict.add_argument("--views", choices=tuple(VIEW_NOTES),
-                         help="average over center, flip (the image and its mirror image) or "
-                              "tta (the paper's 10 views); default: the views the model's recipe "
-                              "evaluates with (cpu: flip)")
+                         help="average over center, flip (the image and its mirror image), "
+                              "shift (those and their one-pixel shifts), shift2 (the image and "
+                              "its two-pixel shifts, mirrored) or tta (the paper's 10 views); "
+                              "default: the views the model's recipe evaluates with (cpu: shift)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")

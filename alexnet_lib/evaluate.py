@@ -3,9 +3,11 @@ with dropout off, written to the run's ``metrics.json``.
 
 Accuracy is counted over every example (not a mean of per-batch means). With
 ``views="flip"`` the class probabilities of each image and its mirror image are averaged
-before ranking; with ``views="tta"`` those of the paper's 10 views (four corners, centre, and
-their mirror images; see :mod:`alexnet_lib.data.transforms`). The centre view's own accuracy is
-reported beside the averaged one (it is one of the views, so it costs nothing more).
+before ranking; with ``views="shift"`` or ``"shift2"`` those of the image and its one- or
+two-pixel shifts, mirrored; with ``views="tta"`` those of the paper's 10 views (four corners,
+centre, and their mirror images; see :mod:`alexnet_lib.data.transforms`). The centre view's
+own accuracy is reported beside the averaged one (it is one of the views, so it costs
+nothing more).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each file is decoded to RGB, resized to the size the training images were stored
 for CIFAR-10), then normalized, resized and centre-cropped exactly as evaluation does, with
 the statistics the model carries. By default the probabilities are averaged over the test-time
 views the model was evaluated with after training (its recipe's ``eval_views``: the centre
-crop and its mirror image for the ``cpu`` recipe).
+crop and its one-pixel shifts, each mirrored, for the ``cpu`` recipe).
 
 Files are decoded in parallel threads and classified in batches (every view of up to
 ``batch_size`` images in one compiled forward pass), in the order given; a folder stands for
@@ -51,8 +51,9 @@ class Predictor:
 
     Args:
         checkpoint: a ``.keras`` file saved by training, or a run folder (its best model).
-        views: ``center``, ``flip`` (average the image and its mirror image) or ``tta``
-            (the paper's 10 views); ``None``: the views the model's recipe evaluates with.
+        views: one of :data:`~alexnet_lib.data.transforms.VIEWS` (``center``, ``flip``,
+            ``shift``, ``shift2``, ``tta``); ``None``: the views the model's recipe evaluates
+            with.
         batch_size: images per forward pass (each with all its views).
         workers: decoding threads (default: the CPU count).
     """

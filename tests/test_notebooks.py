@@ -57,7 +57,7 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
     ({"data": "no/such/folder"}, r"data='no/such/folder'.*does not exist"),
     ({"run_dir": ""}, r"run_dir=''"),
     ({"samples": 0}, r"samples=0"),
-    ({"views": "mirror"}, r"views='mirror'.*\['center', 'flip', 'shift', 'tta'\]"),
+    ({"views": "mirror"}, r"views='mirror'.*\['center', 'flip', 'shift', 'shift2', 'tta'\]"),
     ({"strategy": "tpu"}, r"strategy='tpu'.*'mirrored'"),
 ])
 def test_bad_parameters_get_one_clear_message(params, match):

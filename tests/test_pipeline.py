@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from alexnet_lib.data import transforms
 from alexnet_lib.data.datasets import make_datasets
 from alexnet_lib.data.transforms import Augment, compute_normalization, crop_policy
 
@@ -310,6 +311,33 @@ def test_shift_views_are_the_centre_and_its_one_pixel_shifts_mirrored():
     for k, view in enumerate(expected):
         np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
         np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
+
+
+def test_shift2_views_are_the_centre_and_its_two_pixel_shifts_mirrored():
+    ds = _make(val_size=0, batch_size=8)
+    raw = _normalized(ds, ds.splits["test"][0][:8])
+    views, _ = next(iter(ds.test("shift2")))
+    assert views.shape == (8, 10, 16, 16, 3)
+    padded = np.pad(raw, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    # centre, up, down, left, right: the window of the padded image moved by (dy, dx)
+    expected = [padded[:, 2 + dy:18 + dy, 2 + dx:18 + dx]
+                for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))]
+    np.testing.assert_allclose(expected[0], raw)
+    assert not np.allclose(expected[1], expected[2])  # the shifts move the image
+    for k, view in enumerate(expected):
+        np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
+        np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
+
+
+def test_shifted_views_pad_a_crop_canvas_with_too_little_room():
+    """A 15-pixel input cropped from 16 leaves no room for two-pixel shifts around the
+    centre: the canvas is reflect-padded so that every view is a whole window."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), tf.float32)
+    views = transforms._shifted_views(x, 15, transforms.SHIFTS["shift2"])
+    assert views.shape == (2, 10, 15, 15, 3)
+    padded = np.pad(x.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    np.testing.assert_allclose(views[:, 2], padded[:, 0:15, 2:17])  # up two pixels
+    np.testing.assert_allclose(views[:, 9], padded[:, 2:17, 4:19][:, :, ::-1])  # right, mirrored
 
 
 def test_pipelines_run_without_tf_data_autotuning():

@@ -65,7 +65,8 @@ def test_recipes_validate_and_name_bad_values():
 def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
     differ = {"name", "description", "epochs", "warmup_epochs", "augment", "preset_overrides"}
-    for recipe, extra in ((quick, {"batch_size", "learning_rate"}), (long, {"weight_decay"})):
+    for recipe, extra in ((quick, {"batch_size", "learning_rate"}),
+                          (long, {"weight_decay", "eval_views"})):
         changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
         assert changed == differ | extra, recipe.name
     assert (cpu.weight_decay, quick.weight_decay, long.weight_decay) == (0.2, 0.2, 0.15)
@@ -75,6 +76,8 @@ def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     assert (cpu.epochs, quick.epochs, long.epochs) == (16, 7, 38)
     assert (cpu.augment, quick.augment, long.augment) == (
         "crop=1,flip=alternate", "flip=alternate", "crop=2,flip=alternate")
+    # The test views reach as far as training's translations: one pixel, or two for long.
+    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift", "shift", "shift2")
     cpu_preset = TrainConfig().resolve().preset
     assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
         48, (96, 144, 144, 96), 384)

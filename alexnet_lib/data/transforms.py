@@ -20,7 +20,9 @@ and centre crops of the same canvas (the padded or rescaled image) and their mir
 ``views="flip"`` takes the centre view and its mirror image; ``views="shift"`` takes the
 centre view and the views shifted one pixel up-left and one pixel down-right (reflecting at
 the border), each with its mirror image: six views that stay within the translations
-training with small pads has seen.
+training with one-pixel pads has seen; ``views="shift2"`` takes the centre view and the
+views shifted two pixels up, down, left and right, each with its mirror image: ten views
+that reach as far as training with two-pixel pads does.
 
 Random transforms are stateless, derived from a seed the caller passes per batch.
 """
@@ -41,11 +43,14 @@ from ..checks import check_int
 from ..model import MAX_IMAGE_SIZE
 
 NORMALIZATIONS = ("channel", "mean_image")
-# Test-time views: the centre crop alone, it and its mirror image, or the paper's 10 patches
-# (four corners and the centre, and their mirror images). CENTER_VIEW: where the centre crop
-# sits among each set's views.
-VIEWS = ("center", "flip", "shift", "tta")
-CENTER_VIEW = {"center": 0, "flip": 0, "shift": 0, "tta": 4}
+# Test-time views: the centre crop alone, it and its mirror image, those and shifted views
+# (SHIFTS: each view's (down, right) offset in pixels, before its mirror image), or the
+# paper's 10 patches (four corners and the centre, and their mirror images). CENTER_VIEW:
+# where the centre crop sits among each set's views.
+VIEWS = ("center", "flip", "shift", "shift2", "tta")
+SHIFTS = {"shift": ((0, 0), (-1, -1), (1, 1)),
+          "shift2": ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))}
+CENTER_VIEW = {"center": 0, "flip": 0, "shift": 0, "shift2": 0, "tta": 4}
 FLIP_MODES = ("random", "alternate")
 PCA_STD = 0.1  # the paper's standard deviation of the colour-jitter coefficients
 
@@ -314,8 +319,10 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
             for ``flip_mode="alternate"``.
         views: for evaluation, one of :data:`VIEWS`: ``"center"`` (one view), ``"flip"``
             (the centre view and its mirror image: ``B x 2 x S x S x 3``), ``"shift"`` (those
-            and the views shifted by one pixel up-left and down-right: ``B x 6 x S x S x 3``)
-            or ``"tta"`` (the paper's 10 views: ``B x 10 x S x S x 3``).
+            and the views shifted by one pixel up-left and down-right: ``B x 6 x S x S x 3``),
+            ``"shift2"`` (the centre and the views shifted by two pixels up, down, left and
+            right, each and its mirror image: ``B x 10 x S x S x 3``) or ``"tta"`` (the
+            paper's 10 views: ``B x 10 x S x S x 3``).
     """
     check_views(views)
     crop_seed, flip_seed, pca_seed = (tf.unstack(_seeds(seed, 3)) if augment is not None
@@ -333,13 +340,8 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
             canvas = None
         else:
             canvas = _canvas(x, image_size)
-        if views == "shift":
-            if canvas is None:  # the pad policy: reflect one pixel around the image
-                canvas = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-            centre = (canvas.shape[1] - image_size) // 2
-            crops = [canvas[:, top:top + image_size, top:top + image_size, :]
-                     for top in (centre, centre - 1, centre + 1)]
-            return tf.stack([v for c in crops for v in (c, tf.reverse(c, axis=[2]))], axis=1)
+        if views in SHIFTS:
+            return _shifted_views(x if canvas is None else canvas, image_size, SHIFTS[views])
         if views == "tta":
             margin = canvas.shape[1] - image_size
             corners = [(0, 0), (0, margin), (margin, 0), (margin, margin),
@@ -365,6 +367,21 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
             flip = tf.random.stateless_uniform([tf.shape(x)[0]], flip_seed) < 0.5
         x = tf.where(tf.reshape(tf.cast(flip, tf.bool), [-1, 1, 1, 1]), tf.reverse(x, axis=[2]), x)
     return x
+
+
+def _shifted_views(canvas: tf.Tensor, image_size: int, shifts) -> tf.Tensor:
+    """The ``image_size`` windows of ``canvas`` at ``shifts`` (``(down, right)`` pixels) from
+    its centre, each followed by its mirror image: ``B x 2*len(shifts) x S x S x 3``. Where
+    the canvas leaves too little room around the centre, it is reflect-padded first."""
+    reach = max(abs(d) for shift in shifts for d in shift)
+    room = min(canvas.shape[1] - image_size, canvas.shape[2] - image_size) // 2
+    if room < reach:
+        pad = reach - room
+        canvas = tf.pad(canvas, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    top, left = ((canvas.shape[1] - image_size) // 2, (canvas.shape[2] - image_size) // 2)
+    crops = [canvas[:, top + dy:top + dy + image_size, left + dx:left + dx + image_size, :]
+             for dy, dx in shifts]
+    return tf.stack([v for c in crops for v in (c, tf.reverse(c, axis=[2]))], axis=1)
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
