@@ -2,8 +2,8 @@
 
 The model's class probabilities are computed once per view (the test image shifted by
 ``(dy, dx)`` pixels, the border reflected, with and without its mirror image), and each set
-of views averages them, as ``evaluate --views`` does. ``shift6`` is the recipes'
-``eval_views: shift``; ``flip`` their mirror pair before it.
+of views averages them, as ``evaluate --views`` does. ``shift6`` is the ``cpu`` and ``quick``
+recipes' ``eval_views: shift``, ``shift2`` the ``long`` recipe's; ``flip`` the mirror pair.
 
 Usage:
     python benchmarks/bench_views.py models/cifar-cpu
@@ -21,6 +21,7 @@ import alexnet_lib.quiet  # noqa: F401  (before TensorFlow: hides its start-up l
 
 import numpy as np  # noqa: E402
 
+from alexnet_lib.data.transforms import SHIFTS  # noqa: E402
 from alexnet_lib.runs import RunFolder, load_model, run_datasets  # noqa: E402
 
 
@@ -31,10 +32,10 @@ def _views(positions):
 VIEW_SETS = {
     "center": [(0, 0, False)],
     "flip": _views([(0, 0)]),
-    "shift6": _views([(0, 0), (-1, -1), (1, 1)]),
+    "shift6": _views(SHIFTS["shift"]),
     "diagonal10": _views([(0, 0), (-1, -1), (1, 1), (-1, 1), (1, -1)]),
     "cross10": _views([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]),
-    "cross2px10": _views([(0, 0), (-2, 0), (2, 0), (0, -2), (0, 2)]),
+    "shift2": _views(SHIFTS["shift2"]),
     "grid18": _views(itertools.product((-1, 0, 1), repeat=2)),
 }
 VIEW_SETS["all26"] = sorted({v for views in VIEW_SETS.values() for v in views})
