@@ -301,32 +301,25 @@ def test_alternating_flips_mirror_each_image_in_every_other_epoch():
     np.testing.assert_array_equal(again, np.concatenate([x.numpy() for x, _ in ds.train(1)]))
 
 
-def test_shift_views_are_the_centre_and_its_one_pixel_shifts_mirrored():
+@pytest.mark.parametrize("views, shifts", [
+    ("shift", ((0, 0), (-1, -1), (1, 1))),  # centre, up-left, down-right
+    ("shift2", ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))),  # centre, up, down, left, right
+])
+def test_shift_views_are_the_centre_and_its_shifts_mirrored(views, shifts):
     ds = _make(val_size=0, batch_size=8)
     raw = _normalized(ds, ds.splits["test"][0][:8])
-    views, _ = next(iter(ds.test("shift")))
-    assert views.shape == (8, 6, 16, 16, 3)
-    padded = np.pad(raw, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
-    expected = [raw, padded[:, :16, :16], padded[:, 2:, 2:]]  # centre, up-left, down-right
-    for k, view in enumerate(expected):
-        np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
-        np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
-
-
-def test_shift2_views_are_the_centre_and_its_two_pixel_shifts_mirrored():
-    ds = _make(val_size=0, batch_size=8)
-    raw = _normalized(ds, ds.splits["test"][0][:8])
-    views, _ = next(iter(ds.test("shift2")))
-    assert views.shape == (8, 10, 16, 16, 3)
-    padded = np.pad(raw, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
-    # centre, up, down, left, right: the window of the padded image moved by (dy, dx)
-    expected = [padded[:, 2 + dy:18 + dy, 2 + dx:18 + dx]
-                for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))]
+    got, _ = next(iter(ds.test(views)))
+    assert got.shape == (8, 2 * len(shifts), 16, 16, 3)
+    reach = max(abs(d) for shift in shifts for d in shift)
+    padded = np.pad(raw, [(0, 0), (reach, reach), (reach, reach), (0, 0)], mode="reflect")
+    # each view: the window of the reflect-padded image moved by (dy, dx), then its mirror
+    expected = [padded[:, reach + dy:reach + dy + 16, reach + dx:reach + dx + 16]
+                for dy, dx in shifts]
     np.testing.assert_allclose(expected[0], raw)
     assert not np.allclose(expected[1], expected[2])  # the shifts move the image
     for k, view in enumerate(expected):
-        np.testing.assert_allclose(views[:, 2 * k], view, atol=1e-5)
-        np.testing.assert_allclose(views[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
+        np.testing.assert_allclose(got[:, 2 * k], view, atol=1e-5)
+        np.testing.assert_allclose(got[:, 2 * k + 1], view[:, :, ::-1], atol=1e-5)
 
 
 def test_shifted_views_pad_a_crop_canvas_with_too_little_room():
