@@ -118,6 +118,11 @@ VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image
               "shift": ", averaging 6 views (the image and its one-pixel shifts, mirrored)",
               "shift2": ", averaging 10 views (the image and its two-pixel shifts, mirrored)",
               "tta": ", averaging the paper's 10 views"}
+# What each choice of --views averages, for the commands' help.
+VIEWS_HELP = ("center (the centre crop alone), flip (it and its mirror image), shift (those "
+              "and their one-pixel shifts up-left and down-right: 6 views), shift2 (the centre "
+              "and its two-pixel shifts up, down, left and right, mirrored: 10 views) or tta "
+              "(the paper's 10 views: corners, centre, mirrors)")
 
 
 def _views(args) -> str | None:
@@ -286,10 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "float16 uses loss scaling)")
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
     train.add_argument("--views", choices=tuple(VIEW_NOTES),
-                       help="test-time views of the final evaluation: center, flip (average "
-                            "each image and its mirror image), shift (those and their one-pixel "
-                            "shifts), shift2 (the image and its two-pixel shifts up, down, "
-                            "left and right, mirrored) or tta (the paper's 10 views); "
+                       help=f"test-time views of the final evaluation: {VIEWS_HELP}; "
                             "default: the recipe's (cpu: shift, long: shift2)")
     train.add_argument("--tta", action="store_true", help="the same as --views tta")
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
@@ -298,10 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a run on the whole test set")
     evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
     evaluate.add_argument("--views", choices=tuple(VIEW_NOTES),
-                          help="center, flip (average each image and its mirror image), shift "
-                               "(those and their one-pixel shifts), shift2 (the image and its "
-                               "two-pixel shifts, mirrored) or tta (the paper's 10 views: "
-                               "corners, centre, mirrors); default: the run's recipe's")
+                          help=f"test-time views to average: {VIEWS_HELP}; default: the "
+                               "run's recipe's")
     evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
                           help="which saved model (default: best validation accuracy)")
@@ -316,10 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "shipped model, models/cifar-cpu/checkpoints/best.keras)")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
     predict.add_argument("--views", choices=tuple(VIEW_NOTES),
-                         help="average over center, flip (the image and its mirror image), "
-                              "shift (those and their one-pixel shifts), shift2 (the image and "
-                              "its two-pixel shifts, mirrored) or tta (the paper's 10 views); "
-                              "default: the views the model's recipe evaluates with (cpu: shift)")
+                         help=f"test-time views to average: {VIEWS_HELP}; default: the "
+                              "views the model's recipe evaluates with (cpu: shift)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")
@@ -335,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a .keras model saved by train, or a run folder")
     export.add_argument("--out", required=True, help="the SavedModel folder to write")
     export.add_argument("--views", choices=tuple(VIEW_NOTES),
-                        help="test-time views to average (default: the model's)")
+                        help=f"test-time views to average: {VIEWS_HELP}; default: the "
+                             "model's")
     export.set_defaults(func=cmd_export)
 
     notebooks = sub.add_parser(
