@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: $(STAMP)
-	$(PY) -m alexnet_lib train --preset $(PRESET) --data $(DATA) $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
+	$(PY) -m alexnet_lib train --preset $(PRESET) --data "$(DATA)" $(if $(RUN_DIR),--run-dir "$(RUN_DIR)") $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
@@ -53,13 +53,13 @@ test-fast: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m alexnet_lib notebooks --params $(PARAMS) \
-		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
+		$(if $(filter command line,$(origin DATA)),--data "$(DATA)") $(if $(RUN_DIR),--run-dir "$(RUN_DIR)")
 
 # The ablation sweep (notebook 05) with notebooks/params/ablations-<PARAMS>.yaml: PARAMS=smoke
 # (default, minutes) or full (the README's claims table); DATA and RUN_DIR override the set's.
 ablations: $(STAMP)
 	$(PY) -m alexnet_lib notebooks --params ablations-$(PARAMS) --only 05_ablations \
-		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
+		$(if $(filter command line,$(origin DATA)),--data "$(DATA)") $(if $(RUN_DIR),--run-dir "$(RUN_DIR)")
 
 # Registers the environment as a Jupyter kernel for this user ("AlexNet (alexnet-cifar10)"),
 # so other Jupyter installations can use it too, then starts JupyterLab in notebooks/.

@@ -41,7 +41,7 @@ from .analysis import conv1_kernels
 from .checks import check_float, check_int, check_mapping
 from .config import TrainConfig
 from .evaluate import evaluate
-from .files import write_atomic
+from .files import claim_folder, write_atomic
 from .metrics import classification_metrics, predict_probabilities
 from .runs import RunFolder, build_datasets, load_model
 from .train import Trainer
@@ -206,6 +206,9 @@ def run_sweep(sweep: Sweep, *, log: Callable[[str], None] = print) -> dict[str, 
     again; an interrupted one resumes from its checkpoint."""
     # Many models in one process: TensorFlow warns of retracing at every new one; that is
     # expected here, and the warnings would drown the one line per run.
+    # The sweep's folder holds its runs and its summary: only one of this project's.
+    claim_folder(sweep.root, what="an ablation sweep of this project",
+                 option="--run-dir", proof=lambda root: (root / "claims.json").is_file())
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)
@@ -320,6 +323,10 @@ def _verdict(ours: Sequence[float | None], other: Sequence[float | None],
                 "why": "only the paper's variant reached the target within the budget"}
     diffs = sign * (np.asarray(other, np.float64) - np.asarray(ours, np.float64))
     stats = _stats(diffs.tolist())
+    if len(diffs) < 2:
+        return {"difference": stats, "verdict": "inconclusive",
+                "why": "one seed cannot decide a claim: its spread is unknown (run the sweep "
+                       "with two or more seeds)"}
     agree = bool((diffs > 0).all())
     disagree = bool((diffs < 0).all())
     beyond = abs(stats["mean"]) > stats["std"]

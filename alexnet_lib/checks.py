@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import yaml
+from .files import load_yaml
 
 _TRUE = ("true", "yes", "on")
 _FALSE = ("false", "no", "off")
@@ -138,8 +138,8 @@ def parse_value(text: str) -> Any:
     if lowered in ("null", "none", "~", ""):
         return None
     try:
-        return yaml.safe_load(stripped)
-    except yaml.YAMLError:
+        return load_yaml(stripped, "the value")
+    except ValueError:
         return stripped
 
 

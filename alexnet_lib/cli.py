@@ -16,7 +16,8 @@ traceback (``--traceback`` or ``ALEXNET_TRACEBACK=1`` shows it). Exit status:
   cannot be used as given (nothing was trained or written);
 * 1: the run failed -- training diverged, a download failed, the disk is full, some
   images given to ``predict`` could not be read, or an unexpected error;
-* 130: interrupted (Ctrl-C); the same command resumes a training run.
+* 130: interrupted (Ctrl-C); the same command resumes a training run;
+* 143: terminated (SIGTERM, e.g. by a scheduler or ``kill``); the same command resumes.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
+import threading
 
 from .checks import check_device_pair, check_int, parse_value
-from .errors import TrainingDiverged
+from .errors import Terminated, TrainingDiverged
 from .files import FolderBusy
 from .paths import shipped_model, shipped_run
 
@@ -314,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint",
                          help="a .keras model saved by train, or a run folder (default: the "
                               "shipped model, models/cifar-cpu/checkpoints/best.keras)")
-    predict.add_argument("--top-k", type=_positive, default=5, help="classes to show (default 5)")
+    predict.add_argument("--top-k", type=_positive,
+                         help="classes to show (default 5, or all of a model with fewer); at "
+                              "most the model's class count")
     predict.add_argument("--views", choices=tuple(VIEW_NOTES),
                          help=f"test-time views to average: {VIEWS_HELP}; default: the "
                               "views the model's recipe evaluates with (cpu: shift)")
@@ -379,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a bad argument (its error line is printed)
         return exit_.code if isinstance(exit_.code, int) else 2
+    restore = _on_sigterm()
     try:
         return args.func(args)
     except BaseException as error:  # noqa: BLE001  (the one place errors become exit codes)
@@ -389,6 +395,22 @@ def main(argv: list[str] | None = None) -> int:
         code, message = describe_error(error)
         print(f"error: {message}", file=sys.stderr)
         return code
+    finally:
+        restore()
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Make SIGTERM raise :class:`~alexnet_lib.errors.Terminated` where the command is (in
+    the main thread; elsewhere nothing changes). Returns what restores the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    return lambda: signal.signal(signal.SIGTERM,
+                                 signal.SIG_DFL if previous is None else previous)
 
 
 def describe_error(error: BaseException) -> tuple[int, str]:
@@ -404,6 +426,9 @@ def describe_error(error: BaseException) -> tuple[int, str]:
     if isinstance(error, KeyboardInterrupt):
         return 130, ("interrupted. A training run resumes from its last checkpoint when the "
                      "same command runs again.")
+    if isinstance(error, Terminated):
+        return 143, ("terminated (SIGTERM). A training run resumes from its last checkpoint "
+                     "when the same command runs again.")
     if isinstance(error, (TrainingDiverged, DownloadError)):
         return 1, text
     if isinstance(error, (ValueError, FolderBusy, FileNotFoundError, NotADirectoryError,

@@ -4,3 +4,8 @@
 
 class TrainingDiverged(RuntimeError):
     """A loss, gradient, weight or optimizer slot became NaN or infinite."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM); raised where it was, like Ctrl-C's
+    ``KeyboardInterrupt``, so that the command ends with its message and exit status 143."""

@@ -25,7 +25,7 @@ from .data.datasets import Datasets
 from .data.transforms import CENTER_VIEW, check_views
 from .files import FolderLock, check_writable
 from .metrics import classification_metrics, predict_probabilities
-from .runs import RunFolder, load_model, run_datasets
+from .runs import RunFolder, check_model_fits, load_model, run_datasets
 
 
 def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,
@@ -49,11 +49,13 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
     Raises:
         FileNotFoundError: when the run folder or its model is missing.
         PermissionError: when ``metrics.json`` could not be written (checked first).
-        ValueError: for unknown ``views`` or ``checkpoint``, or data other than the run's.
+        ValueError: for unknown ``views`` or ``checkpoint``, data other than the run's, or a
+            model of other data (other classes or normalization) in the run folder.
         FolderBusy: when another process trains or evaluates in the run folder.
     """
     run = RunFolder(run_dir)
     config = run.read_config()
+    run.read_resolved()  # its record checked before anything is loaded
     model_path = run.model(checkpoint)
     if tta:
         if views not in (None, "tta"):
@@ -67,6 +69,7 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
         model = load_model(model_path)
         if datasets is None:
             datasets = run_datasets(run_dir, data, eval_batch_size=batch_size)
+        check_model_fits(model, model_path, datasets.class_names, datasets.normalization)
         probs, labels, center = predict_probabilities(model, datasets.test(views),
                                                       keep_view=CENTER_VIEW[views])
         metrics = classification_metrics(probs, labels, datasets.class_names)

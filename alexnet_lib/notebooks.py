@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import types
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import yaml
 
 from .ablations import (
     VARIANTS,
@@ -29,6 +29,7 @@ from .checks import check_bool, check_choice, check_float, check_int, check_mapp
 from .config import RECIPES, TrainConfig, make_train_config
 from .data.transforms import check_views
 from .distribute import STRATEGIES
+from .files import read_yaml
 from .model import PRESETS
 from .paths import PROJECT_ROOT, data_dir, project_path, shared_cifar10_jpeg
 from .runs import RunFolder
@@ -263,13 +264,25 @@ class LiveCurves:
 # ----------------------------------------------------------------------------- papermill
 
 def load_params(name: str) -> dict[str, Any]:
-    """``notebooks/params/<name>.yaml``."""
-    path = PARAMS_DIR / f"{name}.yaml"
-    if not path.exists():
-        names = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+    """``notebooks/params/<name>.yaml``: a name of a file in that folder (no path), holding a
+    mapping of parameter names to values.
+
+    Raises:
+        ValueError: for another name, or a file that is not such a mapping.
+    """
+    names = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) \
+            or ".." in name or not (PARAMS_DIR / f"{name}.yaml").is_file():
         raise ValueError(f"Unknown parameter set {name!r}: choose one of {names} "
-                         f"(files in {PARAMS_DIR}).")
-    return yaml.safe_load(path.read_text()) or {}
+                         f"(the names of the files in {PARAMS_DIR}).")
+    path = PARAMS_DIR / f"{name}.yaml"
+    values = read_yaml(path, "The parameter set")
+    if values is None:
+        return {}
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise ValueError(f"The parameter set {path} holds {type(values).__name__} where a "
+                         f"mapping of parameter names to values belongs (e.g. `epochs: 2`).")
+    return values
 
 
 def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
@@ -318,6 +331,8 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     values["run_dir"] = str(checked.run_dir)
     if "data" in values:
         values["data"] = checked.data
+    # The executed notebooks go into the run folder: only into one of this project's.
+    RunFolder(checked.run_dir).claim("--run-dir", data=values.get("data"))
     out_dir = RunFolder(checked.run_dir).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     for source in sources:

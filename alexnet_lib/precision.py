@@ -13,6 +13,7 @@ from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 # isort: split
 
 import json
+import math
 import time
 from typing import Callable
 
@@ -106,8 +107,10 @@ def bfloat16_speedup(preset: Preset, *, batch_size: int = 32, steps: int = 4) ->
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), (int, float)):
-        return float(known[key])
+    cached = known.get(key) if isinstance(known, dict) else None
+    if (isinstance(cached, (int, float)) and not isinstance(cached, bool)
+            and math.isfinite(cached) and cached > 0):
+        return float(cached)  # anything else (NaN, Infinity, -5, text) is measured again
     rates = {}
     policy = keras.config.dtype_policy()
     try:

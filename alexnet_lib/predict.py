@@ -90,14 +90,32 @@ class Predictor:
         per_view = tf.reshape(self._forward(flat), [-1, views, len(self.class_names)])
         return np.asarray(tf.reduce_mean(per_view, 1), np.float64)
 
-    def predict_file(self, path: str | os.PathLike, top_k: int = 5) -> Prediction:
+    def check_top_k(self, top_k: int | None) -> int:
+        """``top_k`` checked against the model's classes; ``None``: 5, or every class of a
+        model with fewer.
+
+        Raises:
+            ValueError: for more classes than the model has.
+        """
+        if top_k is None:
+            return min(5, len(self.class_names))
+        top_k = check_int("top_k", top_k, 1)
+        if top_k > len(self.class_names):
+            raise ValueError(f"--top-k {top_k} asks for more classes than the model's "
+                             f"{len(self.class_names)}: pass --top-k {len(self.class_names)} "
+                             f"or less.")
+        return top_k
+
+    def predict_file(self, path: str | os.PathLike, top_k: int | None = None) -> Prediction:
         return self.predict_files([path], top_k)[0]
 
-    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5
+    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int | None = None
                       ) -> list[Prediction]:
-        """Top-``top_k`` classes of each file, in the order given; a folder stands for the
-        image files below it (sorted). Files are decoded in parallel and classified in
-        batches; a file that cannot be read gets an error entry and stops nothing else."""
+        """Top-``top_k`` classes of each file (see :meth:`check_top_k`), in the order given;
+        a folder stands for the image files below it (sorted). Files are decoded in parallel
+        and classified in batches; a file that cannot be read (a pipe or device named among
+        them included) gets an error entry and stops nothing else."""
+        top_k = self.check_top_k(top_k)
         files = expand_folders(paths)
         results: list[Prediction | None] = [None] * len(files)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -142,9 +160,15 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def predict(checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike],
-            top_k: int = 5, views: str | None = None) -> list[Prediction]:
+            top_k: int | None = None, views: str | None = None) -> list[Prediction]:
     """Top-``top_k`` classes and probabilities for each file (averaged over ``views``, see
-    :class:`Predictor`), folders expanded to their images; unreadable files get an error
-    entry and do not stop the others."""
-    top_k = check_int("top_k", top_k, 1)
+    :class:`Predictor`; ``top_k`` ``None``: 5, or all classes of a model with fewer), folders
+    expanded to their images; unreadable files get an error entry and do not stop the
+    others.
+
+    Raises:
+        ValueError: for a ``top_k`` above the model's class count (before any file is read).
+    """
+    if top_k is not None:
+        check_int("top_k", top_k, 1)
     return Predictor(checkpoint, views).predict_files(paths, top_k)

@@ -7,8 +7,9 @@ up and ignore ``TF_CPP_MIN_LOG_LEVEL``. Every module of this package that uses T
 imports this one first, and :func:`import_tensorflow` then imports TensorFlow (and asks it
 for its devices) with the process's standard error pointed at ``/dev/null`` for that moment.
 
-A person who sets ``TF_CPP_MIN_LOG_LEVEL`` (``0`` shows everything) gets exactly that
-instead, with nothing hidden.
+A person who sets ``TF_CPP_MIN_LOG_LEVEL`` keeps that level for everything TensorFlow logs
+afterwards; the start-up lines, which ignore the level, stay hidden unless it is ``0``
+(show everything), which hides nothing.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def _stderr_silenced():
 
 def import_tensorflow():
     """``tensorflow``, imported quietly unless the user chose a log level (see above)."""
-    chosen_by_user = os.environ.get(LOG_LEVEL_ENV, "") != "" and (
-        os.environ.get(CHOSEN_HERE_ENV) != os.environ.get(LOG_LEVEL_ENV))
-    if "tensorflow" in sys.modules or chosen_by_user:
+    level = os.environ.get(LOG_LEVEL_ENV, "").strip()
+    chosen_by_user = level != "" and os.environ.get(CHOSEN_HERE_ENV) != level
+    if "tensorflow" in sys.modules or (chosen_by_user and level == "0"):
         import tensorflow as tf
 
         return tf
-    # TensorFlow's info and warning lines, from now on (also in child processes).
-    os.environ[LOG_LEVEL_ENV] = os.environ[CHOSEN_HERE_ENV] = "2"
+    if not chosen_by_user:
+        # TensorFlow's info and warning lines, from now on (also in child processes).
+        os.environ[LOG_LEVEL_ENV] = os.environ[CHOSEN_HERE_ENV] = "2"
     with _stderr_silenced():
         import tensorflow as tf
 

@@ -13,6 +13,14 @@ Every path of a run folder is spelled here, and only here::
     <run_dir>/ablation.json       the ablation sweep's measures of the run (ablations.py)
     <run_dir>/figures/            the notebooks' figures (PNG)
     <run_dir>/notebooks/          notebooks executed by ``make notebooks``
+    <run_dir>/.alexnet_lib        the marker: this project made (or adopted) the folder
+
+The project writes into a run folder, and cleans what its crashed writers left there, only
+once :meth:`RunFolder.claim` has made sure the folder is one of its runs (new, empty, or
+holding the marker or a run's ``config.yaml``): a folder of someone else's is refused with
+one error, never cleaned or overwritten. Every file read back is checked before use: YAML
+through :func:`alexnet_lib.files.read_yaml` (safe types, a size and alias budget), then
+its types.
 
 Text files are written through :func:`alexnet_lib.files.write_atomic` and models through
 :func:`save_model` (a temporary name, flushed, one rename), so a crash leaves the previous
@@ -32,20 +40,34 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
-import yaml
+import numpy as np
 
 from .config import ResolvedConfig, TrainConfig
 from .data.datasets import Datasets, data_fingerprint, load_source, make_datasets, resolve_source
 from .data.transforms import Normalization, Preprocessing
-from .files import write_atomic, write_through
+from .files import MARKER, claim_folder, dump_yaml, read_yaml, write_atomic, write_through
 from .layers import InferenceInfo
 from .paths import runs_dir, shared_cifar10_jpeg
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 CHECKPOINTS = ("best", "last")
+# What the project writes at the top of a run folder and in its checkpoints folder: the
+# names whose temporary files (files.temp_name) are its own crashed writers' debris.
+RUN_FILES = ("config.yaml", "resolved.yaml", "normalization.json", "history.csv",
+             "metrics.json", "ablation.json", MARKER, "write-check")
+MODEL_FILES = ("best.keras", "last.keras", "epoch-*.keras")
+
+
+def _json(path: Path) -> Any:
+    """A JSON file of the run, or ``ValueError`` naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as JSON ({error}). Restore the file, or "
+                         f"train the run again.") from None
 
 
 class RunFolder:
@@ -79,6 +101,30 @@ class RunFolder:
         run was trained with ``keep_epochs``."""
         return self.checkpoints / f"epoch-{epoch}.keras"
 
+    def is_run(self) -> bool:
+        """Whether this folder holds a run's configuration (``config.yaml``)."""
+        return self.config.is_file()
+
+    def claim(self, option: str = "--run-dir", data: str | None = None) -> bool:
+        """Make sure this folder is a run folder of this project before anything is written
+        or cleaned in it: a missing or empty folder becomes one (marked), a folder with the
+        marker or a ``config.yaml`` is one; any other folder, a folder inside the data
+        ``data`` (a class-folder tree would take the run's files for images), or a file, is
+        refused. Returns whether the folder was created.
+
+        Raises:
+            ValueError: naming the folder and what to do; nothing was written.
+        """
+        if data is not None and data != "cifar10" and Path(data).is_dir():
+            root, here = Path(data).resolve(), self.path.resolve()
+            if here == root or root in here.parents:
+                raise ValueError(
+                    f"{option} {self.path} is inside the data {data}: the run's files would "
+                    f"be read as data by later runs. Pass a folder outside it, e.g. "
+                    f"{option} runs/<name>.")
+        return claim_folder(self.path, what="a run folder of this project",
+                            option=option, proof=lambda folder: RunFolder(folder).is_run())
+
     @property
     def resumable(self) -> bool:
         """Whether a resume checkpoint exists (a folder with a configuration but no
@@ -102,37 +148,69 @@ class RunFolder:
             ValueError: when its ``config.yaml`` cannot be read.
         """
         self.require_config()
+        saved = self._mapping(self.config, "run configuration")
         try:
-            saved = yaml.safe_load(self.config.read_text())
-            if not isinstance(saved, dict):
-                raise ValueError("not a mapping")
             return TrainConfig.from_dict(saved)
-        except (yaml.YAMLError, ValueError, TypeError) as error:
+        except (ValueError, TypeError) as error:
             raise ValueError(f"{self.config} cannot be read as a run configuration ({error}). "
                              f"Train the run again, or restore the file.") from None
 
+    def _mapping(self, path: Path, what: str) -> dict[str, Any]:
+        """A YAML file of the run that must hold a mapping (empty when it is missing)."""
+        if not path.exists():
+            return {}
+        saved = read_yaml(path, f"The {what}")
+        if saved is None:
+            return {}
+        if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
+            raise ValueError(f"The {what} {path} holds {type(saved).__name__} where a mapping "
+                             f"of names to values belongs. Restore the file, or train the run "
+                             f"again in a new --run-dir.")
+        return saved
+
     def saved_config(self) -> dict[str, Any]:
         """``config.yaml`` as a mapping (empty when there is none), its data path absolute."""
-        if not self.config.exists():
-            return {}
-        saved = yaml.safe_load(self.config.read_text()) or {}
+        saved = self._mapping(self.config, "run configuration")
         if isinstance(saved.get("data"), str):
             saved["data"] = resolve_source(saved["data"])
         return saved
 
     def write_config(self, config: TrainConfig) -> None:
-        write_atomic(self.config, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_atomic(self.config, dump_yaml(config.to_dict()))
 
     def write_resolved(self, resolved: dict[str, Any]) -> None:
-        write_atomic(self.resolved, yaml.safe_dump(resolved, sort_keys=False))
+        write_atomic(self.resolved, dump_yaml(resolved))
+
+    def read_resolved(self) -> dict[str, Any]:
+        """``resolved.yaml`` as a mapping (empty when there is none), checked: its ``data``
+        and ``precision`` sections are mappings of the types the project writes."""
+        resolved = self._mapping(self.resolved, "run record")
+        types = {"data": {"source": str, "fingerprint": str, "classes": list},
+                 "precision": {"requested": str, "chosen": str, "reason": str}}
+        for section, fields in types.items():
+            value = resolved.get(section)
+            if value is None:
+                continue
+            bad = not isinstance(value, dict) or any(
+                value.get(k) is not None and not isinstance(value.get(k), t)
+                for k, t in fields.items())
+            if bad:
+                raise ValueError(
+                    f"The run record {self.resolved} has a bad `{section}` entry (expected a "
+                    f"mapping with {', '.join(f'{k}: {t.__name__}' for k, t in fields.items())}"
+                    f"). Restore the file, or train the run again in a new --run-dir.")
+        return resolved
 
     # ---- data
     def recorded_data(self) -> dict[str, Any]:
         """The ``data`` section of ``resolved.yaml`` (source, fingerprint, classes...);
         empty for a run folder without one."""
-        if not self.resolved.exists():
-            return {}
-        return (yaml.safe_load(self.resolved.read_text()) or {}).get("data") or {}
+        return self.read_resolved().get("data") or {}
+
+    def recorded_precision(self) -> str | None:
+        """The precision the run trains in, as recorded when it started (``None``: no
+        record)."""
+        return (self.read_resolved().get("precision") or {}).get("chosen")
 
     def check_data(self, fingerprint: str | None, source: str) -> None:
         """Raise one ``ValueError`` when data with ``fingerprint`` (read from ``source``) is
@@ -149,7 +227,10 @@ class RunFolder:
     def read_normalization(self) -> Normalization | None:
         if not self.normalization.exists():
             return None
-        return Normalization.from_dict(json.loads(self.normalization.read_text()))
+        try:
+            return Normalization.from_dict(_json(self.normalization))
+        except ValueError as error:
+            raise ValueError(f"{self.normalization}: {error}"[:400]) from None
 
     def write_normalization(self, norm: Normalization) -> None:
         write_atomic(self.normalization, json.dumps(norm.to_dict()))
@@ -171,13 +252,13 @@ class RunFolder:
         write_atomic(self.history, buffer.getvalue())
 
     def read_metrics(self) -> dict[str, Any] | None:
-        return json.loads(self.metrics.read_text()) if self.metrics.exists() else None
+        return _json(self.metrics) if self.metrics.exists() else None
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_atomic(self.metrics, json.dumps(metrics, indent=2))
 
     def read_ablation(self) -> dict[str, Any]:
-        return json.loads(self.ablation.read_text())
+        return _json(self.ablation)
 
     def write_ablation(self, measures: dict[str, Any]) -> None:
         write_atomic(self.ablation, json.dumps(measures, indent=1))
@@ -185,7 +266,7 @@ class RunFolder:
     def remove_if_only_lock(self) -> None:
         """Remove the folder when a failed start left nothing in it but its lock."""
         try:
-            if {p.name for p in self.path.iterdir()} <= {".lock"}:
+            if {p.name for p in self.path.iterdir()} <= {".lock", MARKER}:
                 shutil.rmtree(self.path)
         except OSError:
             pass
@@ -323,6 +404,36 @@ def model_info(model: keras.Model, path: str | Path | None = None) -> Preprocess
     return preprocessing
 
 
+def check_model_fits(model: keras.Model, path: str | Path, class_names: Sequence[str],
+                     normalization: Normalization) -> Preprocessing:
+    """The preprocessing ``model`` (loaded from ``path``) carries, checked against the data
+    it is about to classify: the same classes in the same order, normalized alike (another
+    run's model in a run folder would score its outputs against the wrong labels).
+
+    Raises:
+        ValueError: naming the model file and the difference.
+    """
+    prep = model_info(model, path)
+    if list(prep.class_names) != list(class_names):
+        ours, theirs = len(prep.class_names), len(class_names)
+        detail = (f"{ours} classes against the data's {theirs}" if ours != theirs else
+                  f"classes {list(prep.class_names)[:4]}... against the data's "
+                  f"{list(class_names)[:4]}...")
+        raise ValueError(f"{path} is not a model of this run's data ({detail}): it was "
+                         f"trained on other data. Put back the run's own model, or evaluate "
+                         f"this one in its own run folder.")
+    mine, data = prep.normalization.to_dict(), normalization.to_dict()
+    same = mine.keys() == data.keys() and all(
+        mine[k] == data[k] if isinstance(mine[k], str) else
+        np.shape(mine[k]) == np.shape(data[k]) and np.allclose(mine[k], data[k], atol=1e-3)
+        for k in mine)
+    if not same:
+        raise ValueError(f"{path} was trained with other normalization statistics than this "
+                         f"run's normalization.json: it is another run's model. Put back the "
+                         f"run's own model, or evaluate this one in its own run folder.")
+    return prep
+
+
 # ----------------------------------------------------------------------------- a finished run
 
 @dataclasses.dataclass
@@ -365,5 +476,5 @@ def load_run(run_dir: str | Path) -> Run:
     if not folder.model("best").exists():
         raise FileNotFoundError(f"{folder.path} has no checkpoints/best.keras yet: its training "
                                 f"has not finished an epoch. Resume it with the same command.")
-    return Run(folder=folder, config=yaml.safe_load(folder.config.read_text()),
+    return Run(folder=folder, config=folder._mapping(folder.config, "run configuration"),
                history=folder.read_history(), metrics=folder.read_metrics())

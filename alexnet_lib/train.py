@@ -51,7 +51,18 @@ from .files import FolderLock, remove_debris, remove_path
 from .metrics import classification_metrics, predict_probabilities
 from .model import build_alexnet, whitening_kernel
 from .precision import cpu_bfloat16_flags, precision_decision
-from .runs import RunFolder, build_datasets, default_run_dir, inference_model, save_model
+from .runs import (
+    MODEL_FILES,
+    RUN_FILES,
+    RunFolder,
+    build_datasets,
+    default_run_dir,
+    inference_model,
+    save_model,
+)
+
+# How a resumed run's precision is explained: the one it started in, kept.
+RECORDED = "kept from the run's start"
 
 # ----------------------------------------------------------------------------- models
 
@@ -173,26 +184,23 @@ class Trainer:
         resolved = config.resolve()
         self.config = config
         self.on_epoch_end = list(on_epoch_end)
-        precision, self.precision_reason = precision_decision(resolved.recipe.precision,
-                                                              resolved.preset)
         self.requested_precision = resolved.recipe.precision
-        self.recipe = dataclasses.replace(resolved.recipe, precision=precision)
-        self._resolved = dataclasses.replace(resolved, recipe=self.recipe)
         self.strategy = strategy or make_strategy(config.strategy)
         self.log = log or sys.stdout
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
         self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ValueError(f"--run-dir {self.run_dir} is a file, not a folder: pass a folder "
-                             f"path (it is created if missing).")
         self.config.run_dir = str(self.run_dir)
         self.config.data = resolve_source(config.data)
         self.run = RunFolder(self.run_dir)
         self.ckpt_dir = self.run.checkpoints
-        created = not self.run_dir.exists()
+        # Nothing is written or cleaned in a folder that is not one of this project's runs.
+        created = self.run.claim("--run-dir", data=self.config.data) if self.is_chief else False
         # One live process per run folder; the kernel drops the lock when the process dies.
         self._lock = FolderLock(self.run_dir, "run folder") if self.is_chief else None
         try:
+            precision, self.precision_reason = self._precision(resolved)
+            self.recipe = dataclasses.replace(resolved.recipe, precision=precision)
+            self._resolved = dataclasses.replace(resolved, recipe=self.recipe)
             self._set_up(datasets)
         except BaseException:
             self.close()
@@ -201,6 +209,28 @@ class Trainer:
             raise
         if self._lock is not None:
             weakref.finalize(self, self._lock.release)
+
+    def _precision(self, resolved) -> tuple[str, str]:
+        """``(precision, reason)``: a resumed run keeps the precision it started in (``auto``
+        may measure otherwise today: a lost cache, a busier host), so that it stays the run
+        it was; a new one decides (:func:`alexnet_lib.precision.precision_decision`).
+
+        Raises:
+            ValueError: when the run asks for a precision other than the recorded one.
+        """
+        requested = resolved.recipe.precision
+        record = (self.run.read_resolved().get("precision") or {}) if self.run.resumable else {}
+        recorded = record.get("chosen")
+        if not recorded:
+            return precision_decision(requested, resolved.preset)
+        if requested not in ("auto", recorded):
+            raise ValueError(
+                f"{self.run_dir} trains in {recorded} (recorded when it started), not in the "
+                f"{requested} asked for now: a run keeps one precision to resume exactly. Resume "
+                f"it without --precision (or with --precision {recorded}), or pass a new "
+                f"--run-dir.")
+        reason = record.get("reason") or "auto"
+        return recorded, (reason if reason.startswith(RECORDED) else f"{RECORDED}; {reason}")
 
     def close(self) -> None:
         """Release the run folder's lock (``fit`` does this when it returns or fails)."""
@@ -334,7 +364,8 @@ class Trainer:
     def _remove_debris(self) -> None:
         """Remove what crashed writers left: temporary files of the run folder, checkpoint
         files being written (``ckpt-N_temp``) and checkpoints outside the index."""
-        removed = remove_debris(self.run_dir) + remove_debris(self.ckpt_dir)
+        removed = (remove_debris(self.run_dir, RUN_FILES)
+                   + remove_debris(self.ckpt_dir, MODEL_FILES))
         if self.ckpt_dir.is_dir():
             indexed = {Path(p).name for p in self.chief_manager.checkpoints}
             for entry in self.ckpt_dir.iterdir():

@@ -61,6 +61,10 @@ CIFAR10_ARCHIVES = {
         folder="cifar-10-batches-py",
     ),
 }
+# What this module writes in the data folder: the archives, their extracted folders and the
+# writability probe -- the only names whose temporary files it cleans there.
+DATA_FOLDER_FILES = (*(a.filename for a in CIFAR10_ARCHIVES.values()), "*.extracted",
+                     "write-check")
 # MD5 of each official python-format batch: checked before any of them is unpickled.
 PYTHON_BATCH_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
@@ -124,7 +128,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, retries: int = 3
         print(f"{dest} had the wrong SHA-256; moved it to {quarantine} and downloading again.",
               file=sys.stderr)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_debris(dest.parent)
+    remove_debris(dest.parent, [dest.name])
     part = temp_name(dest, ".part")
     last_error: Exception | None = None
     for attempt in range(1, retries + 1):
@@ -199,7 +203,7 @@ def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike) -> P
     """
     archive, target_dir = Path(archive), Path(target_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
-    remove_debris(target_dir)
+    remove_debris(target_dir, ["extract"])
     tmp = temp_name(target_dir / "extract")
     tmp.mkdir()
     try:
@@ -377,7 +381,7 @@ def _writable_cache(cache: Path) -> None:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         check_writable(cache, "The data folder")
-        remove_debris(cache)
+        remove_debris(cache, DATA_FOLDER_FILES)
     except OSError as error:
         reason = "it is a file, not a folder" if cache.is_file() else (error.strerror or error)
         raise PermissionError(

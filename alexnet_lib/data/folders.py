@@ -70,6 +70,10 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
         ImageError: naming the file, when it is not a readable JPEG/PNG (or other Pillow
             format) image.
     """
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        # A FIFO would block the read for ever; a device could be endless.
+        raise ImageError(f"{path} is not a regular file (a pipe, socket or device): pass an "
+                         f"image file.")
     try:
         with warnings.catch_warnings():
             # Pillow warns (and past twice its limit, raises) about huge images; the
@@ -186,14 +190,25 @@ def _signature(classes, entries) -> str:
 
 
 def _read_cache(path: Path, classes) -> FolderDataset | None:
+    """The cached decoded images, or ``None`` (with a one-line notice) when the cache is
+    damaged -- truncated, emptied, altered -- so that the tree is decoded again and the
+    cache rewritten."""
     try:
         with np.load(path, allow_pickle=False) as data:
             splits = {s: (data[f"{s}_x"], data[f"{s}_y"]) for s in data["splits"].tolist()}
             files = {s: [Path(f) for f in data[f"{s}_files"].tolist()] for s in splits}
             skipped = [Path(f) for f in data["skipped"].tolist()]
+        for split, (x, y) in splits.items():
+            if (x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or y.ndim != 1
+                    or len(x) != len(y) or len(files[split]) != len(y)
+                    or (len(y) and not 0 <= int(y.min()) <= int(y.max()) < len(classes))):
+                raise ValueError(f"its {split} arrays do not fit together")
         return FolderDataset(Path(), classes, splits, files, skipped)
-    except (OSError, KeyError, ValueError):
-        return None  # unreadable cache: decode again (and overwrite it)
+    except Exception as error:  # noqa: BLE001  (zip, npy and our own checks: all mean damage)
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        print(f"notice: the decoded-image cache {path} is damaged ({type(error).__name__}: "
+              f"{reason}); decoding the images again and rewriting it.", file=sys.stderr)
+        return None
 
 
 def _savez(path: Path, arrays: dict) -> None:
@@ -209,7 +224,7 @@ def _write_cache(path: Path, dataset: FolderDataset) -> None:
                        f"{split}_files": np.array([str(p) for p in dataset.files[split]])})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_debris(path.parent)
+        remove_debris(path.parent, ["folders-*.npz"])
         write_through(path, lambda tmp: _savez(tmp, arrays))
     except OSError as error:
         # The cache only saves time: a cache folder that cannot be written (read-only, a
