@@ -142,6 +142,30 @@ def test_export_into_a_read_only_folder_is_one_error(trained, tmp_path, capsys):
     assert not (folder / "alexnet-model").exists()
 
 
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_export_agrees_with_predict_on_real_test_images(tmp_path):
+    data = shared_cifar10_jpeg()
+    if not data.is_dir():
+        pytest.skip(f"the CIFAR-10 JPEG copy is not at {data}")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--train-subset", "1024", "--val-size", "64",
+                 "--epochs", "1", "--precision", "float32", "--run-dir", str(run),
+                 "--no-evaluate"]) == 0
+    assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "served")]) == 0
+    files = [f for c in sorted((data / "test").iterdir()) for f in sorted(c.iterdir())[:20]]
+    served = _serve(tmp_path / "served", files)
+    expected = [r.top[0][0] for r in predict(run, files, top_k=1)]
+    agree = sum(a == b for a, b in zip(served["bytes"], expected))
+    # The export decodes JPEGs with the accurate integer DCT, as Pillow does.
+    assert agree == len(files), (agree, len(files))
+    by_pixels = [int(np.argmax(p)) for p in served["pixels_probs"]]
+    names = sorted(p.name for p in (data / "test").iterdir())
+    assert [names[i] for i in by_pixels] == expected  # the same pixels: the same answer
+    print(f"export vs predict top-1 on {len(files)} test JPEGs: {agree} agree (bytes), "
+          f"{len(files)} (pixels)")
+
+
 HOSTILE = r"""
 import io, json, resource, sys
 import numpy as np
