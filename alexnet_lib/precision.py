@@ -96,13 +96,18 @@ def precision_decision(precision: str, preset: Preset | str = "cifar") -> tuple[
                             flags=cpu_flags(), measure=lambda: bfloat16_speedup(preset))
 
 
+def measurement_key(preset: Preset) -> str:
+    """What a cached measurement holds for: this CPU, TensorFlow version and network."""
+    return "|".join([cpu_model(), ",".join(cpu_bfloat16_flags()), tf.__version__, preset.name,
+                     str(preset.image_size), str(preset.towers)])
+
+
 def bfloat16_speedup(preset: Preset, *, batch_size: int = 32, steps: int = 4) -> float:
     """``mixed_bfloat16``'s training speed as a multiple of ``float32``'s for ``preset`` on
     this host: a few SGD steps on one resident random batch in each policy (best of two
     rounds). Cached in ``<data dir>/cache/precision.json``."""
     cache = data_dir() / "cache" / "precision.json"
-    key = "|".join([cpu_model(), ",".join(cpu_bfloat16_flags()),
-                    tf.__version__, preset.name, str(preset.image_size), str(preset.towers)])
+    key = measurement_key(preset)
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):

@@ -61,6 +61,26 @@ def test_verdicts_on_forced_numbers(tmp_path, ours, other, verdict):
     assert lrn["difference"]["mean"] == pytest.approx(np.mean(other) - np.mean(ours))
 
 
+def test_one_seed_decides_no_claim(tmp_path):
+    """A single seed has no spread: even a large difference in the paper's favour is
+    inconclusive, and the table says why."""
+    sweep = Sweep(root=tmp_path, data="x", seeds=(0,), variants=("baseline", "no-lrn"))
+    rows = claims(sweep, _results({"baseline": [0.10], "no-lrn": [0.40]}, "test_error"))
+    lrn = next(r for r in rows if r["claim"] == "LRN lowers the error")
+    assert lrn["verdict"] == "inconclusive"
+    assert "one seed cannot decide a claim" in lrn["why"]
+
+
+def test_a_sweep_folder_of_someone_elses_is_refused(tmp_path):
+    (tmp_path / "claims.md").write_text("my own claims")
+    (tmp_path / "notes").mkdir()
+    sweep = Sweep(root=tmp_path, data="x", seeds=(0,), variants=("baseline",))
+    with pytest.raises(ValueError, match="is not an ablation sweep of this project"):
+        run_sweep(sweep)
+    assert (tmp_path / "claims.md").read_text() == "my own claims"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.md", "notes"]
+
+
 def test_a_target_only_the_papers_variant_reached_holds_and_the_table_is_filled(tmp_path):
     sweep = Sweep(root=tmp_path, data="x", variants=("no-dropout", "tanh"))
     results = _results({"no-dropout": [400.0, 500.0, 450.0], "tanh": [None, None, 900.0]},

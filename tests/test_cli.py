@@ -2,12 +2,17 @@
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from helpers.tiny import cli_args
 
 from alexnet_lib.cli import main
+from alexnet_lib.runs import read_history
 
 
 def test_summary_prints_the_layer_table_and_parameter_count(capsys):
@@ -68,6 +73,9 @@ def test_help_imports_no_tensorflow():
     {},  # nothing set
     # a child (a notebook kernel, a worker) of a process that chose the level itself
     {"TF_CPP_MIN_LOG_LEVEL": "2", "ALEXNET_QUIET_LOG_LEVEL": "2"},
+    # a person's own level: the usual way to silence TensorFlow (only 0 shows them)
+    {"TF_CPP_MIN_LOG_LEVEL": "3"},
+    {"TF_CPP_MIN_LOG_LEVEL": "1"},
 ])
 def test_commands_print_no_tensorflow_start_up_lines(env):
     """No I0000/W0000/E0000 lines (e.g. "failed call to cuInit" on a host without a GPU)."""
@@ -78,3 +86,63 @@ def test_commands_print_no_tensorflow_start_up_lines(env):
     noise = [line for line in (result.stdout + result.stderr).splitlines()
              if re.match(r"^[IWE]\d{4} ", line) or "absl::InitializeLog" in line]
     assert not noise, noise
+
+
+def test_a_start_up_level_of_0_shows_everything():
+    """An explicit 0 hides nothing: TensorFlow's own start-up lines come through."""
+    code = "import alexnet_lib.quiet, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, env=_quiet_env(TF_CPP_MIN_LOG_LEVEL="0"))
+    assert result.returncode == 0 and result.stdout.strip() == "0", result.stderr
+    assert re.search(r"^[IWE]\d{4} ", result.stderr, re.M), result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_with_its_message_and_the_same_command_resumes(tree, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "alexnet_lib", *cli_args(tree, run, "--no-evaluate")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 2/3 step"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (
+        "error: terminated (SIGTERM). A training run resumes from its last checkpoint when "
+        "the same command runs again.")
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming" in resumed.stdout
+    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2]
+
+
+def test_the_makefile_passes_paths_with_spaces_as_one_argument():
+    project = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["make", "-n", "-C", str(project), "train", "DATA=/tmp/my data",
+                             "RUN_DIR=/tmp/my runs/a", "ARGS=--epochs 1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "-m alexnet_lib train" in line]
+    words = shlex.split(line)
+    assert words[words.index("--data") + 1] == "/tmp/my data"
+    assert words[words.index("--run-dir") + 1] == "/tmp/my runs/a"
+
+
+@pytest.mark.parametrize("name", ["../../pyproject", "/etc/passwd", "smoke/../smoke", ".hidden"])
+def test_a_parameter_set_is_a_name_in_the_params_folder_not_a_path(name, capsys):
+    assert main(["notebooks", "--params", name, "--prepare-only"]) == 2
+    assert f"Unknown parameter set {name!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a\n- list\n", "holds list where a mapping"), ("a: [1\n", "cannot be read")])
+def test_a_malformed_parameter_set_is_one_error(tmp_path, monkeypatch, capsys, text, message):
+    import alexnet_lib.notebooks as notebooks
+
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.setattr(notebooks, "PARAMS_DIR", tmp_path)
+    assert main(["notebooks", "--params", "bad", "--prepare-only"]) == 2
+    assert message in capsys.readouterr().err

@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+from helpers.hostile import ALIAS_BOMB
 
 from alexnet_lib.files import (
     _HOST,
@@ -21,11 +22,6 @@ from alexnet_lib.files import (
 
 DEAD = 4_194_304 + 1  # above Linux's largest pid: no live process has it
 
-# Ten lines that expand to 9**9 (387 million) strings once walked or printed.
-ALIAS_BOMB = "\n".join(
-    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'] +
-    [f"{b}: &{b} [{','.join(['*' + a] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")] +
-    ["data: *i"])
 
 
 def test_debris_is_only_the_project_writers_own_temporary_names(tmp_path):

@@ -113,3 +113,28 @@ def test_cache_is_reused_and_invalidated(tree, tmp_path):
     _write(tree / "train" / "ant" / "9.png", np.full((8, 8, 3), 250, np.uint8))
     third = load_class_folders(tree, cache_dir=cache)
     assert len(third.splits["train"][1]) == 10 and len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage", "mismatched"])
+def test_a_damaged_cache_is_decoded_again_and_rewritten(tree, tmp_path, capsys, damage):
+    cache = tmp_path / "cache"
+    first = load_class_folders(tree, cache_dir=cache)
+    [path] = list(cache.iterdir())
+    data = path.read_bytes()
+    if damage == "mismatched":  # a whole archive whose arrays disagree in length
+        with np.load(path) as arrays:
+            altered = {k: arrays[k] for k in arrays.files}
+        altered["train_y"] = altered["train_y"][:-1]
+        with open(path, "wb") as handle:
+            np.savez(handle, **altered)
+    else:
+        path.write_bytes({"truncate": data[:len(data) // 2], "empty": b"",
+                          "garbage": b"not a zip file" * 10}[damage])
+    again = load_class_folders(tree, cache_dir=cache)
+    notice = capsys.readouterr().err
+    assert "notice: the decoded-image cache" in notice and "is damaged" in notice
+    np.testing.assert_array_equal(again.splits["train"][0], first.splits["train"][0])
+    np.testing.assert_array_equal(again.splits["train"][1], first.splits["train"][1])
+    cached = load_class_folders(tree, cache_dir=cache)  # rewritten whole: read, no notice
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(cached.splits["train"][0], first.splits["train"][0])

@@ -58,3 +58,26 @@ def test_predict_a_folder_from_the_cli(run, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(run), str(folder)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{folder / 'green.png'}: green ")
+
+
+def test_a_pipe_named_among_the_images_is_an_error_entry_not_a_hang(tmp_path, capsys):
+    """A FIFO would block ``open`` for ever; it is reported like any unreadable file and the
+    other images are still classified (the shipped model, no training)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    image = tmp_path / "red.png"
+    Image.fromarray(np.full((32, 32, 3), COLOURS[0], np.uint8)).save(image)
+    assert main(["predict", str(tmp_path / "pipe.png"), str(image)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{image}: ") and "pipe.png is not a regular file" in err
+
+
+def test_top_k_beyond_the_class_count_is_one_error(tmp_path, capsys):
+    image = tmp_path / "red.png"
+    Image.fromarray(np.full((32, 32, 3), COLOURS[0], np.uint8)).save(image)
+    assert main(["predict", "--top-k", "11", str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "--top-k 11 asks for more classes than the model's 10" in err
+    assert main(["predict", "--top-k", "10", "--json", str(image)]) == 0
+    assert capsys.readouterr().out.count('"class"') == 10

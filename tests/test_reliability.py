@@ -241,19 +241,21 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
     dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
     debris = [ckpts / f".best.keras.{_HOST}-{dead}.tmp.keras",
               ckpts / "ckpt-7_temp", ckpts / "ckpt-3.index", ckpts / "ckpt-3.data-00000-of-00001",
-              run / f".history.csv.{dead}.tmp"]
+              run / f".history.csv.{_HOST}-{dead}.tmp"]
     for path in debris:
         if path.name.endswith("_temp"):
             (path / "part-00000-of-00001").parent.mkdir(parents=True)
             (path / "part-00000-of-00001").write_bytes(b"x")
         else:
             path.write_bytes(b"x" * 100)
-    live = run / f".metrics.json.{os.getppid()}.tmp"  # a live writer's file stays
+    live = run / f".metrics.json.{_HOST}-{os.getppid()}.tmp"  # a live writer's file stays
+    theirs = run / ".report.2024.tmp"  # not a name the project writes: stays
+    theirs.write_bytes(b"x")
     live.write_bytes(b"x")
     assert main(cli_args(tree, run)) == 0  # finished: it only evaluates, after cleaning
     assert "Removed 5 file(s) left by an interrupted run" in capsys.readouterr().out
     assert not any(p.exists() for p in debris)
-    assert live.exists()
+    assert live.exists() and theirs.exists()
     assert sorted(p.name for p in ckpts.iterdir()) == kept
 
 
@@ -263,25 +265,29 @@ def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
     from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
 
     from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
+    from alexnet_lib.files import _HOST
 
     cache = tmp_path / "cache"
     cache.mkdir()
     dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
-    stale = [cache / f".folders-abc.npz.{dead}.tmp",
-             cache / f".cifar-10-binary.tar.gz.{dead}.tmp.part",
+    stale = [cache / f".write-check.{_HOST}-{dead}.tmp",
+             cache / f".cifar-10-binary.tar.gz.{_HOST}-{dead}.tmp.part",
              cache / f".cifar-10-binary.tar.gz.0123.extracted.otherhost-{dead}.tmp"]
     stale[0].write_bytes(b"x")
     stale[1].write_bytes(b"x")
     stale[2].mkdir()
     os.utime(stale[2], (0, 0))  # another host's debris goes once it is a day old
-    live = cache / f".cifar-10-binary.tar.gz.{os.getppid()}.tmp.part"
+    live = cache / f".cifar-10-binary.tar.gz.{_HOST}-{os.getppid()}.tmp.part"
     live.write_bytes(b"x")
+    theirs = cache / f".folders-abc.npz.{_HOST}-{dead}.tmp"  # not written here: stays
+    theirs.write_bytes(b"x")
     archive = _make_tar(tmp_path / "cifar-10-binary.tar.gz", {
         f"cifar-10-batches-bin/{n}.bin": _binary_bytes(*_batch_arrays(i))
         for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])})
     load_cifar10(archive, data_dir_override=cache, verify=False)
     assert not any(p.exists() for p in stale) and live.exists()
-    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == [live.name]
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == sorted(
+        [live.name, theirs.name])
 
 
 # ----------------------------------------------------------------------------- 7: class folders

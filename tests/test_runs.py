@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers.hostile import ALIAS_BOMB
 from helpers.tiny import SMALL, cli_args, config, copy_run
-from test_files import ALIAS_BOMB
 
 from alexnet_lib.cli import main
 from alexnet_lib.files import MARKER, dump_yaml
