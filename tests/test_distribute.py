@@ -234,8 +234,8 @@ def test_two_workers_train_resume_after_a_kill_and_agree(tmp_path):
     # Only the chief wrote the run folder (and held its lock).
     assert (run_dir / ".lock").is_file()
     assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == [
-        "checkpoints", "config.yaml", "history.csv", "normalization.json", "resolved.yaml",
-        "tensorboard"]
+        ".alexnet_lib", "checkpoints", "config.yaml", "history.csv", "normalization.json",
+        "resolved.yaml", "tensorboard"]
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 4
     assert not [p for p in (run_dir / "checkpoints").iterdir() if "worker" in p.name]
 
