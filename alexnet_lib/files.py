@@ -124,6 +124,8 @@ def _listing(folder: Path, limit: int = 4) -> str:
 
 # The file in every folder the project made (or adopted empty) for its runs and sweeps.
 MARKER = ".alexnet_lib"
+# FolderLock's file.
+LOCK_NAME = ".lock"
 
 
 def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
@@ -131,7 +133,8 @@ def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
     """Make ``folder`` the project's, for writing (and later cleaning) its own files there.
 
     * missing: created (with its parents), the ``marker`` file written in it;
-    * an empty folder: the marker is written in it;
+    * an empty folder (or one holding only a :class:`FolderLock`'s file): the marker is
+      written in it;
     * a folder with the marker, or for which ``proof(folder)`` holds (a record only the
       project writes, such as a run's ``config.yaml``): the project's already;
     * anything else (a file, a folder with other files): ``ValueError`` naming the folder,
@@ -147,7 +150,7 @@ def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
     if not created:
         if (folder / marker).is_file() or (proof is not None and proof(folder)):
             return False
-        if any(folder.iterdir()):
+        if any(p.name != LOCK_NAME for p in folder.iterdir()):  # a lock is the project's
             raise ValueError(
                 f"{option} {folder} is not empty and is not {what} ({_listing(folder)}): this "
                 f"project writes only into a new or empty folder, or one it wrote before. Pass "
@@ -267,7 +270,7 @@ class FolderLock:
         if entry is not None:
             entry[1] += 1
             return
-        path = self.folder / ".lock"
+        path = self.folder / LOCK_NAME
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -173,7 +173,8 @@ def _check_list(name: str, value: Any, check) -> list:
 
 
 def check_parameters(**params: Any) -> types.SimpleNamespace:
-    """Validate a notebook's parameters and resolve ``data`` and ``run_dir``.
+    """Validate a notebook's parameters, resolve ``data`` and ``run_dir``, and claim the run
+    folder (:meth:`~alexnet_lib.runs.RunFolder.claim`: a new, empty or project folder).
 
     Known names: ``preset``, ``recipe``, ``data``, ``run_data`` (where a run's data is now;
     ``""``: where it was), ``run_dir``, ``epochs``, ``batch_size``,
@@ -204,6 +205,9 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
                                      f"from the project root). Received: run_dir={value!r}")
                 out["run_dir"] = project_path(value)
                 out["figures"] = RunFolder(out["run_dir"]).figures
+                # Every notebook writes into its run folder (figures, a run, a sweep): only
+                # into one of this project's.
+                RunFolder(out["run_dir"]).claim("run_dir")
             elif name == "run_data":
                 if not isinstance(value, str):
                     raise ValueError(f"`run_data` must be a path, or '' for where the run's "
