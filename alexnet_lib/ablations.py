@@ -43,7 +43,8 @@ from .config import TrainConfig
 from .evaluate import evaluate
 from .files import claim_folder, write_atomic
 from .metrics import classification_metrics, predict_probabilities
-from .runs import RunFolder, build_datasets, load_model
+from .run_data import build_datasets
+from .runs import RunFolder, load_model
 from .train import Trainer
 
 # Each variant: the preset overrides that undo one of the paper's choices.

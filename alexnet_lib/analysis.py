@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from .checks import check_int
 from .data.datasets import Datasets
-from .data.transforms import Normalization, compute_normalization, resize_image, transform_batch
+from .data.preprocessing import Normalization, compute_normalization, resize_image
+from .data.transforms import transform_batch
 from .layers import TowerConv2D
 from .metrics import predict_probabilities
 

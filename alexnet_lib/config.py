@@ -27,12 +27,14 @@ from .checks import (
     check_int,
     check_mapping,
 )
-from .data.transforms import NORMALIZATIONS, Augment, check_views
-from .distribute import STRATEGIES
+from .data.preprocessing import NORMALIZATIONS, Augment, check_views
 from .model import OVERRIDABLE, Preset, get_preset, scaled_widths
-from .precision import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# auto: decided by the devices and the CPU (alexnet_lib.precision); the rest as named.
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# tf.distribute strategies by name (alexnet_lib.distribute.make_strategy).
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 CONV1_INITS = ("preset", "whiten")
 SCHEDULES = ("constant", "plateau", "onecycle", "cosine")
 

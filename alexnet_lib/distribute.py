@@ -40,9 +40,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from .config import STRATEGIES
 from .model import build_alexnet
-
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 
 
 def tf_config() -> dict[str, Any] | None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from .data.datasets import Datasets
-from .data.transforms import CENTER_VIEW, check_views
+from .data.preprocessing import CENTER_VIEW, check_views
 from .files import FolderLock, check_writable
 from .metrics import classification_metrics, predict_probabilities
-from .runs import RunFolder, check_model_fits, load_model, run_datasets
+from .run_data import run_datasets
+from .runs import RunFolder, check_model_fits, load_model
 
 
 def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,

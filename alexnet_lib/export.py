@@ -39,7 +39,8 @@ import keras
 import tensorflow as tf
 
 from .data.folders import MAX_IMAGE_PIXELS
-from .data.transforms import check_views, transform_batch
+from .data.preprocessing import check_views
+from .data.transforms import transform_batch
 from .files import (
     check_not_above,
     check_replaceable,

@@ -26,9 +26,8 @@ from .ablations import (
     summarize,
 )
 from .checks import check_bool, check_choice, check_float, check_int, check_mapping
-from .config import RECIPES, TrainConfig, make_train_config
-from .data.transforms import check_views
-from .distribute import STRATEGIES
+from .config import RECIPES, STRATEGIES, TrainConfig, make_train_config
+from .data.preprocessing import check_views
 from .files import read_yaml
 from .model import PRESETS
 from .paths import PROJECT_ROOT, data_dir, project_path, shared_cifar10_jpeg

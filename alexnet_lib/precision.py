@@ -25,8 +25,6 @@ from .files import write_atomic
 from .model import Preset, build_alexnet, get_preset
 from .paths import data_dir
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-
 # CPU flags of native bfloat16 arithmetic (AVX512-BF16, Intel AMX); see choose_precision.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 

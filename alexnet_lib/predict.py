@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from .checks import check_int
 from .data.folders import IMAGE_EXTENSIONS, ImageError, decode_image
-from .data.transforms import check_views, transform_batch
+from .data.preprocessing import check_views
+from .data.transforms import transform_batch
 from .runs import load_model, model_info
 
 

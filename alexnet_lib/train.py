@@ -43,7 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 from .config import Recipe, TrainConfig
-from .data.datasets import Datasets, resolve_source
+from .data.datasets import Datasets
+from .data.sources import resolve_source
 from .distribute import check_devices, distribute_batches, make_strategy
 from .distribute import is_chief as chief_from_tf_config
 from .errors import TrainingDiverged
@@ -51,11 +52,11 @@ from .files import FolderLock, remove_debris, remove_path
 from .metrics import classification_metrics, predict_probabilities
 from .model import build_alexnet, whitening_kernel
 from .precision import cpu_bfloat16_flags, precision_decision
+from .run_data import build_datasets
 from .runs import (
     MODEL_FILES,
     RUN_FILES,
     RunFolder,
-    build_datasets,
     default_run_dir,
     inference_model,
     save_model,

@@ -20,9 +20,10 @@ import alexnet_lib.quiet  # noqa: F401  (before TensorFlow: hides its start-up l
 
 # isort: split
 
-from alexnet_lib.data.transforms import CENTER_VIEW  # noqa: E402
+from alexnet_lib.data.preprocessing import CENTER_VIEW  # noqa: E402
 from alexnet_lib.metrics import classification_metrics, predict_probabilities  # noqa: E402
-from alexnet_lib.runs import RunFolder, load_model, read_history, run_datasets  # noqa: E402
+from alexnet_lib.run_data import run_datasets  # noqa: E402
+from alexnet_lib.runs import RunFolder, load_model, read_history  # noqa: E402
 
 
 def epoch_test_accuracy(run: RunFolder, epochs: int) -> dict[int, tuple[float, float]]:

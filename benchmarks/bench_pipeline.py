@@ -34,9 +34,9 @@ import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start
 import tensorflow as tf  # noqa: E402
 
 from alexnet_lib.config import TrainConfig  # noqa: E402
-from alexnet_lib.data.datasets import load_source  # noqa: E402
+from alexnet_lib.data.sources import load_source  # noqa: E402
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
-from alexnet_lib.runs import build_datasets  # noqa: E402
+from alexnet_lib.run_data import build_datasets  # noqa: E402
 from alexnet_lib.train import Trainer  # noqa: E402
 
 

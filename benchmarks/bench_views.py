@@ -21,8 +21,9 @@ import alexnet_lib.quiet  # noqa: F401  (before TensorFlow: hides its start-up l
 
 import numpy as np  # noqa: E402
 
-from alexnet_lib.data.transforms import SHIFTS  # noqa: E402
-from alexnet_lib.runs import RunFolder, load_model, run_datasets  # noqa: E402
+from alexnet_lib.data.preprocessing import SHIFTS  # noqa: E402
+from alexnet_lib.run_data import run_datasets  # noqa: E402
+from alexnet_lib.runs import RunFolder, load_model  # noqa: E402
 
 
 def _views(positions):

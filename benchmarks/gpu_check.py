@@ -71,7 +71,7 @@ def speed(args) -> list[dict]:
 
     print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}", flush=True)
     if args.data:
-        from alexnet_lib.data.datasets import load_source
+        from alexnet_lib.data.sources import load_source
         loaded = load_source(args.data)
     else:
         rng = np.random.default_rng(0)

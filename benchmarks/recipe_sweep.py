@@ -23,7 +23,7 @@ import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start
 
 from alexnet_lib.config import TrainConfig  # noqa: E402
 from alexnet_lib.paths import shared_cifar10_jpeg  # noqa: E402
-from alexnet_lib.runs import build_datasets  # noqa: E402
+from alexnet_lib.run_data import build_datasets  # noqa: E402
 from alexnet_lib.train import Trainer  # noqa: E402
 
 # Every variant starts from this base (the first cpu recipe tried: SGD with Nesterov momentum,

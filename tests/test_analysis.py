@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alexnet_lib import analysis, build_alexnet
-from alexnet_lib.data.transforms import Preprocessing
+from alexnet_lib.data.preprocessing import Preprocessing
 from alexnet_lib.runs import inference_model, load_run
 
 SMALL = dict(image_size=16, conv1_filters=8, conv_filters=(8, 12, 12, 8), fc_units=16,

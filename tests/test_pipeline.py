@@ -7,7 +7,7 @@ from PIL import Image
 
 from alexnet_lib.data import transforms
 from alexnet_lib.data.datasets import make_datasets
-from alexnet_lib.data.transforms import Augment, compute_normalization, crop_policy
+from alexnet_lib.data.preprocessing import Augment, compute_normalization, crop_policy
 
 
 def _fake(n_train=200, n_test=50, size=16, classes=4, seed=0):

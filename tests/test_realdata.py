@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from alexnet_lib.data import CIFAR10_CLASSES
-from alexnet_lib.data.datasets import load_source, make_datasets
+from alexnet_lib.data.datasets import make_datasets
+from alexnet_lib.data.sources import load_source
 from alexnet_lib.paths import shared_cifar10_jpeg
 
 ROOT = shared_cifar10_jpeg()

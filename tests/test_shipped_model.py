@@ -13,6 +13,7 @@ from alexnet_lib.cli import main
 from alexnet_lib.config import Recipe, TrainConfig, get_recipe
 from alexnet_lib.data.cifar10 import CIFAR10_CLASSES
 from alexnet_lib.paths import shared_cifar10_jpeg, shipped_model, shipped_run
+from alexnet_lib.run_data import run_datasets
 from alexnet_lib.runs import load_model, load_run, model_info
 
 
@@ -85,5 +86,5 @@ def test_the_shipped_run_opens_as_a_run_folder_with_its_data():
     run = load_run(shipped_run())
     assert run.checkpoint == shipped_model() and len(run.history) == get_recipe("cpu").epochs
     assert run.config["preset"] == "cifar" and run.config["recipe"] == "cpu"
-    datasets = run.datasets()
+    datasets = run_datasets(run.run_dir)
     assert datasets.size("test") == 10_000 and datasets.class_names == CIFAR10_CLASSES

@@ -24,7 +24,7 @@ from helpers.tiny import (
 )
 from PIL import Image
 
-import alexnet_lib.runs as runs
+import alexnet_lib.run_data as run_data
 from alexnet_lib.cli import main
 from alexnet_lib.config import RECIPES, TrainConfig, get_recipe
 from alexnet_lib.errors import TrainingDiverged
@@ -679,9 +679,9 @@ def test_a_run_whose_data_moved_reads_the_copy_beside_the_project(tree, trained,
     config_file = moved / "config.yaml"
     saved = yaml.safe_load(config_file.read_text())
     config_file.write_text(yaml.safe_dump({**saved, "data": str(tmp_path / "gone")}))
-    monkeypatch.setattr(runs, "shared_cifar10_jpeg", lambda: Path(tree))
-    assert runs.run_datasets(moved).size("test") == 48
+    monkeypatch.setattr(run_data, "shared_cifar10_jpeg", lambda: Path(tree))
+    assert run_data.run_datasets(moved).size("test") == 48
     other = make_tree(tmp_path / "other", seed=1)
-    monkeypatch.setattr(runs, "shared_cifar10_jpeg", lambda: other)
+    monkeypatch.setattr(run_data, "shared_cifar10_jpeg", lambda: other)
     with pytest.raises(ValueError, match="does not hold the data"):
-        runs.run_datasets(moved)
+        run_data.run_datasets(moved)

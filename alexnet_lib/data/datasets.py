@@ -17,7 +17,6 @@ from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 # isort: split
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,16 @@ import tensorflow as tf
 
 from ..checks import check_int
 from ..model import Preset, get_preset
-from ..paths import data_dir as default_data_dir
-from .cifar10 import CIFAR10_CLASSES, load_cifar10
-from .folders import load_class_folders
-from .transforms import (
+from .preprocessing import (
     Augment,
     Normalization,
     Preprocessing,
     compute_normalization,
     crop_policy,
     resize_image,
-    transform_batch,
 )
+from .sources import data_fingerprint, load_source
+from .transforms import transform_batch
 
 
 def _subset(n: int, k: int | None, rng: np.random.Generator, what: str) -> np.ndarray:
@@ -191,54 +188,6 @@ class Datasets:
 
     def test(self, views: str = "center") -> tf.data.Dataset:
         return self.evaluation("test", views)
-
-
-def resolve_source(source: str | os.PathLike) -> str:
-    """``"cifar10"`` as it is; a path made absolute (``~`` expanded), so that a run folder
-    records the data it was trained on whatever the working directory is later."""
-    text = str(source)
-    return text if text == "cifar10" else os.path.abspath(os.path.expanduser(text))
-
-
-def data_fingerprint(splits: dict, class_names) -> str:
-    """A digest of the class names and of every image and label of every split: equal for
-    two copies of the same data wherever they are, different when any image differs."""
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(repr(tuple(class_names)).encode())
-    for split in sorted(splits):
-        images, labels = splits[split]
-        digest.update(f"|{split}|{len(labels)}|".encode())
-        digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
-        for block in ([images] if isinstance(images, np.ndarray) else images):
-            digest.update(repr(block.shape).encode())
-            digest.update(np.ascontiguousarray(block).data)
-    return digest.hexdigest()
-
-
-def load_source(source: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
-                skip_corrupt: bool = False) -> tuple[dict, tuple[str, ...], list[Path]]:
-    """``({split: (images, labels)}, class_names, skipped)`` for any supported source.
-
-    ``source`` is ``"cifar10"`` (download or cache), an official CIFAR-10 archive, its
-    extracted folder, or a class-folder tree.
-    """
-    text = str(source)
-    path = Path(text).expanduser()
-    if text != "cifar10" and not path.exists():
-        raise FileNotFoundError(
-            f"Data source {text!r} does not exist. Use 'cifar10' (download to the data folder), "
-            f"the path of the CIFAR-10 archive or its extracted folder, or a class-folder tree "
-            f"such as ../shared/datasets/cifar10-jpeg.")
-    is_cifar = text == "cifar10" or path.is_file() or any(
-        (p / "test_batch.bin").exists() or (p / "test_batch").exists()
-        for p in [path, *path.glob("cifar-10-batches-*")])
-    if is_cifar:
-        splits = load_cifar10(source, data_dir_override=data_dir)
-        return ({k: (x, y.astype(np.int32)) for k, (x, y) in splits.items()},
-                CIFAR10_CLASSES, [])
-    folders = load_class_folders(path, skip_corrupt=skip_corrupt,
-                                 cache_dir=default_data_dir(data_dir) / "cache")
-    return folders.splits, folders.class_names, folders.skipped
 
 
 def make_datasets(source: str | os.PathLike = "cifar10", preset: str | Preset = "cifar", *,

@@ -1,0 +1,57 @@
+"""Everything above the model but the training loop, the data pipelines and the exports
+works without TensorFlow: on Keras's JAX backend, with ``import tensorflow`` failing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+WITHOUT_TENSORFLOW = r"""
+import json, sys
+import alexnet_lib, alexnet_lib.checks, alexnet_lib.config, alexnet_lib.data
+import alexnet_lib.data.folders, alexnet_lib.data.preprocessing, alexnet_lib.data.sources
+import alexnet_lib.model, alexnet_lib.plots, alexnet_lib.runs
+from alexnet_lib.config import TrainConfig
+from alexnet_lib.data.preprocessing import compute_normalization, resize_image
+from alexnet_lib.data.sources import load_source
+from alexnet_lib.model import build_alexnet
+from alexnet_lib.runs import RunFolder
+import keras, numpy as np
+
+resolved = TrainConfig(data=sys.argv[1], run_dir=sys.argv[2]).resolve()
+splits, classes, _ = load_source(sys.argv[1])
+norm = compute_normalization(splits["train"][0])
+RunFolder(sys.argv[2]).claim()
+print(json.dumps({
+    "backend": keras.backend.backend(),
+    "tensorflow": sys.modules.get("tensorflow", "absent") is None,
+    "params": build_alexnet("cifar").count_params(),
+    "recipe": resolved.recipe.name, "classes": list(classes),
+    "resized": list(resize_image(splits["train"][0][0], 8).shape),
+    "mean": norm.mean,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_the_library_above_the_model_imports_and_works_without_tensorflow(tree, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        'import sys\nsys.modules["tensorflow"] = None  # "import tensorflow" fails\n')
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"),
+           "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path),
+           "ALEXNET_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, str(tree),
+                           str(tmp_path / "run")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax" and out["tensorflow"] is True
+    assert out["params"] == 1_398_154 and out["recipe"] == "cpu"
+    assert out["classes"] == ["blue", "green", "red", "yellow"]
+    assert out["resized"] == [8, 8, 3] and all(0 < m < 1 for m in out["mean"])
+    # And "import tensorflow" really fails there.
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
