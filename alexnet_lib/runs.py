@@ -175,6 +175,22 @@ class RunFolder:
             saved["data"] = resolve_source(saved["data"])
         return saved
 
+    def check_same_config(self, config: TrainConfig) -> None:
+        """Raise one ``ValueError`` when ``config`` would train something else than the run
+        this folder holds (where and how it runs may change between restarts; what it
+        trains may not)."""
+        saved = self.saved_config()
+        if not saved:
+            return
+        mine = config.to_dict()
+        runtime = ("run_dir", "checkpoint_every", "strategy", "keep_epochs")
+        differ = sorted(k for k in mine if k not in runtime and saved.get(k, mine[k]) != mine[k])
+        if differ:
+            detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in differ)
+            raise ValueError(
+                f"{self.path} holds a run with a different configuration ({detail}). "
+                f"Resume it with the same arguments, or pass a new --run-dir.")
+
     def write_config(self, config: TrainConfig) -> None:
         write_atomic(self.config, dump_yaml(config.to_dict()))
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.tiny import cli_args
+from helpers.tiny import cli_args, progress_lines
 
 from alexnet_lib.cli import main
 from alexnet_lib.runs import read_history
@@ -104,8 +104,8 @@ def test_sigterm_ends_a_run_with_its_message_and_the_same_command_resumes(tree, 
     command = [sys.executable, "-m", "alexnet_lib", *cli_args(tree, run, "--no-evaluate")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 2/3 step"):
+    for at in progress_lines(proc.stdout):
+        if at and at[0] == 2:
             proc.send_signal(signal.SIGTERM)
             break
     out, err = proc.communicate(timeout=120)

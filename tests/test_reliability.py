@@ -56,8 +56,8 @@ def test_an_update_that_overflows_the_optimizer_state_stops_before_any_save(tree
     assert "optimizer step 6 (epoch 1, step 6)" in message
     assert "while the loss was still finite" in message and "conv3" in message
     assert "ckpt-4" in message
-    assert [Path(p).name for p in trainer.manager.checkpoints] == ["ckpt-4"]
-    assert_finite_checkpoints(trainer.manager.checkpoints)
+    assert [Path(p).name for p in trainer.state.manager.checkpoints] == ["ckpt-4"]
+    assert_finite_checkpoints(trainer.state.manager.checkpoints)
     assert not list((tmp_path / "run" / "checkpoints").glob("*.keras"))
 
 
@@ -74,7 +74,7 @@ def test_a_nan_gradient_is_caught_at_its_step(tree, tmp_path):
     optimizer.apply_gradients = nan_at_step_3
     with pytest.raises(TrainingDiverged, match=r"optimizer step 3 \(epoch 1, step 3\)"):
         trainer.fit()
-    assert not trainer.manager.checkpoints  # the first save (step 4) never happened
+    assert not trainer.state.manager.checkpoints  # the first save (step 4) never happened
     assert not (tmp_path / "run" / "checkpoints" / "checkpoint").exists()
 
 

@@ -142,9 +142,10 @@ def test_a_resumed_run_keeps_the_precision_it_started_in(tree, tmp_path, monkeyp
     """Forced: ``auto`` decides bfloat16 when the run starts and float32 when it resumes (a
     lost cache, a busier host). The resumed run ends in bfloat16, equal to an unbroken one."""
     import alexnet_lib.train as train
+    import alexnet_lib.train.loop as loop
 
     decisions = {"now": ("mixed_bfloat16", "auto: forced to bfloat16")}
-    monkeypatch.setattr(train, "precision_decision", lambda precision, preset: decisions["now"])
+    monkeypatch.setattr(loop, "precision_decision", lambda precision, preset: decisions["now"])
     recipe = {"epochs": 2, "precision": "auto"}
     unbroken = train.Trainer(config(tree, tmp_path / "unbroken", recipe=recipe))
     unbroken.fit()

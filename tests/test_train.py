@@ -21,6 +21,7 @@ from helpers.tiny import (
     config,
     copy_run,
     make_tree,
+    progress_lines,
 )
 from PIL import Image
 
@@ -175,9 +176,14 @@ def test_kill_minus_nine_mid_epoch_then_resume(tree, trained, tmp_path):
     killed = tmp_path / "killed"
     proc = _run_cli(cli_args(tree, killed, "--no-evaluate"))
     seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("epoch 2/3 step 6/"):
+
+    def lines():
+        for line in proc.stdout:
+            seen.append(line)
+            yield line
+
+    for at in progress_lines(lines()):
+        if at == (2, 6):  # mid-epoch 2, after its checkpoint at step 4
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
@@ -205,7 +211,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tree, tm
     trainer = Trainer(config(tree, tmp_path / "nan", recipe={"learning_rate": 1e12}))
     with pytest.raises(TrainingDiverged, match="(loss became (nan|inf)|non-finite)"):
         trainer.fit()
-    assert_finite_checkpoints(trainer.manager.checkpoints)
+    assert_finite_checkpoints(trainer.state.manager.checkpoints)
 
 
 def test_changed_arguments_on_an_existing_run_are_refused(tree, trained, tmp_path):
@@ -218,7 +224,7 @@ def test_changed_arguments_on_an_existing_run_are_refused(tree, trained, tmp_pat
 
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tree, trained, tmp_path):
     run = copy_run(trained.run_dir, tmp_path / "run")
-    kept = [str(run / "checkpoints" / Path(p).name) for p in trained.manager.checkpoints]
+    kept = [str(run / "checkpoints" / Path(p).name) for p in trained.state.manager.checkpoints]
     assert len(kept) == 2
     data = Path(kept[-1] + ".data-00000-of-00001")
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
@@ -317,7 +323,7 @@ def test_rerun_of_a_finished_run_only_evaluates(tree, trained, tmp_path, capsys)
     run = copy_run(trained.run_dir, tmp_path / "done")
     assert main(cli_args(tree, run)) == 0
     out = capsys.readouterr().out
-    assert "has finished its 3 epochs" in out and "epoch 1/3" not in out
+    assert "has finished its 3 epochs" in out and "Epoch 1/3" not in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["views"] == "flip"
     assert metrics["test_top1"] == evaluate(trained.run_dir, write=False)["test_top1"]
@@ -331,7 +337,7 @@ def test_cli_train_runs_from_scratch_and_evaluates(tree, tmp_path, capsys):
     args[args.index("--epochs") + 1] = "1"
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Training 'cifar' with recipe 'cpu'" in out and "epoch 1/1" in out
+    assert "Training 'cifar' with recipe 'cpu'" in out and "Epoch 1/1" in out
     assert f"Checkpoint: {run / 'checkpoints' / 'best.keras'}" in out
     assert json.loads((run / "metrics.json").read_text())["num_examples"] == 48
 
@@ -505,23 +511,22 @@ def test_plateau_divides_the_rate_and_its_state_survives_a_resume(tree, tmp_path
     recipe = {"optimizer": "sgd", "schedule": "plateau", "plateau_patience": 2,
               "plateau_factor": 0.1, "learning_rate": 0.01, "min_learning_rate": 2e-5}
     first = Trainer(config(tree, tmp_path / "run", recipe=recipe))
+    schedule = first.schedule
     for accuracy in (0.5, 0.4, 0.45):  # an improvement, then two epochs without one
-        first._end_of_epoch({"epoch": 0, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0,
-                             "val_accuracy": accuracy, "lr": 0.01})
-    assert float(first.lr_scale.numpy()) == pytest.approx(0.1)
-    assert int(first.plateau_wait.numpy()) == 0 and float(first.best_val.numpy()) == 0.5
-    assert first._set_lr(0) == pytest.approx(0.001)
-    first._end_of_epoch({"epoch": 0, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0,
-                         "val_accuracy": 0.3, "lr": 0.001})
-    first._save()
+        schedule.end_of_epoch(accuracy)
+    assert schedule.lr_scale == pytest.approx(0.1)
+    assert schedule.wait == 0 and schedule.best == 0.5
+    assert schedule.apply(0) == pytest.approx(0.001)
+    schedule.end_of_epoch(0.3)
+    first.save(0, 0)
     first.close()
     again = Trainer(config(tree, tmp_path / "run", recipe=recipe))
     assert again.restore()
-    assert float(again.lr_scale.numpy()) == pytest.approx(0.1)
-    assert int(again.plateau_wait.numpy()) == 1 and float(again.best_val.numpy()) == 0.5
-    assert again._set_lr(5) == pytest.approx(0.001)
-    again.lr_scale.assign(1e-4)
-    assert again._set_lr(5) == pytest.approx(2e-5)  # never below min_learning_rate
+    assert again.schedule.lr_scale == pytest.approx(0.1)
+    assert again.schedule.wait == 1 and again.schedule.best == 0.5
+    assert again.schedule.apply(5) == pytest.approx(0.001)
+    again.schedule.lr_scale = 1e-4
+    assert again.schedule.apply(5) == pytest.approx(2e-5)  # never below min_learning_rate
     again.close()
 
 
@@ -535,9 +540,9 @@ def test_the_step_loss_is_cross_entropy_with_smoothed_labels(tree, tmp_path, smo
     probs = np.asarray(trainer.model(x, training=True), np.float64)
     target = np.eye(4)[y.numpy()] * (1 - smoothing) + smoothing / 4
     expected = -(target * np.log(np.clip(probs, 1e-7, 1))).sum(1).sum()
-    trainer._set_lr(0)
-    trainer._train_step(iter([(x, y)]))
-    assert float(trainer.loss_sum.numpy()) == pytest.approx(expected, rel=1e-4)
+    trainer.schedule.apply(0)
+    trainer.step(iter([(x, y)]))
+    assert trainer.step.sums()[0] == pytest.approx(expected, rel=1e-4)
     assert int(trainer.optimizer.iterations.numpy()) == 1
     trainer.close()
 
@@ -559,10 +564,10 @@ def test_each_optimizer_is_built_as_the_recipe_says_and_trains(tree, tmp_path, r
     before = [v.numpy().copy() for v in trainer.model.trainable_variables]
     batches = iter(trainer.datasets.train(0))
     for step in range(3):
-        trainer._set_lr(step)
-        trainer._train_step(batches)
+        trainer.schedule.apply(step)
+        trainer.step(batches)
     assert int(trainer.optimizer.iterations.numpy()) == 3
-    assert np.isfinite(float(trainer.loss_sum.numpy()))
+    assert np.isfinite(trainer.step.sums()[0])
     after = trainer.model.trainable_variables
     moved = [not np.allclose(a, v.numpy()) for a, v in zip(before, after)]
     assert all(moved)
@@ -580,13 +585,13 @@ def test_the_moving_average_of_the_weights_is_kept_per_step_and_swapped_in(tree,
     batches = iter(trainer.datasets.train(0))
     expected = None
     for step in range(3):
-        trainer._set_lr(step)
-        trainer._train_step(batches)
+        trainer.schedule.apply(step)
+        trainer.step(batches)
         own = [v.numpy().copy() for v in variables]
         expected = own if expected is None else [m * a + (1 - m) * w
                                                  for a, w in zip(expected, own)]
     assert not all(np.allclose(a, w) for a, w in zip(expected, own))
-    with trainer.averaged_weights() as model:
+    with trainer.schedule.averaged_weights(trainer.model) as model:
         for v, a in zip(model.trainable_variables, expected):
             np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-7)
     for v, w in zip(variables, own):
@@ -607,7 +612,7 @@ def test_with_a_moving_average_the_saved_models_hold_it_and_the_checkpoint_the_w
     again = Trainer(config(tree, run_dir, recipe={"ema": 0.9, "epochs": 1}))
     assert again.restore()  # the resume checkpoint: the weights themselves, and the average
     assert not np.allclose(np.asarray(again.inference_model()(x)), averaged, atol=1e-4)
-    with again.averaged_weights():
+    with again.schedule.averaged_weights(again.model):
         np.testing.assert_allclose(np.asarray(again.inference_model()(x)), averaged,
                                    rtol=1e-5, atol=1e-6)
     again.close()
@@ -629,8 +634,8 @@ def test_sgd_adds_the_papers_weight_decay_to_kernel_gradients(tree, tmp_path):
             tf.one_hot(y, 4) * (1 - smoothing) + smoothing / 4, probs)) / 16
     grads = tape.gradient(loss, variables)
     before = [v.numpy().copy() for v in variables]
-    trainer._set_lr(0)
-    trainer._train_step(iter([(x, y)]))
+    trainer.schedule.apply(0)
+    trainer.step(iter([(x, y)]))
     for v, w, g in zip(variables, before, grads):
         decayed = decay * w if "kernel" in v.path else 0.0
         np.testing.assert_allclose(v.numpy(), w - lr * (g.numpy() + decayed), rtol=1e-3,

@@ -1,6 +1,7 @@
 """The suite's small learnable data and model: four colour-coded classes, a 16x16 AlexNet."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,21 @@ def assert_finite_checkpoints(prefixes) -> None:
             value = reader.get_tensor(name)
             if isinstance(value, np.ndarray) and value.dtype.kind == "f":
                 assert np.isfinite(value).all(), (prefix, name)
+
+
+_TERMINAL = re.compile(r"\x1b\[[0-9;]*m|\x08")
+
+
+def progress_lines(lines):
+    """``(epoch, step)`` for each progress update in a run's output lines (read in text
+    mode, where the progress bar's carriage returns end lines): the epoch from its
+    ``Epoch N/M`` header, the step from the bar's ``S/T``."""
+    epoch = 0
+    for line in lines:
+        text = _TERMINAL.sub("", line).strip()
+        header = re.fullmatch(r"Epoch (\d+)/\d+", text)
+        if header:
+            epoch = int(header[1])
+            continue
+        bar = re.match(r"(\d+)/\d+ ", text)
+        yield (epoch, int(bar[1])) if bar and epoch else None

@@ -1,0 +1,26 @@
+"""Training a run: :class:`Trainer` (the loop) and :func:`train`, made of parts that own
+their state.
+
+* :mod:`.loop` -- ``Trainer``: set-up (run folder, lock, precision, data, model), the epochs
+  and their steps, saved models, divergence.
+* :mod:`.step` -- ``TrainStep``: the compiled step of the TensorFlow backend, with the
+  epoch's running sums and the non-finite flags it owns.
+* :mod:`.state` -- ``ResumeState``: the resume checkpoints (position, schedule, sums,
+  dropout's random state), two kept, restored with fallback, crash debris removed.
+* :mod:`.schedule` -- ``Schedule``: learning rate, plateau rule and the weights' moving
+  average, shared by every backend.
+* :mod:`.report` -- ``Reporter``: messages, ``keras.utils.Progbar``, the devices line,
+  TensorBoard scalars.
+* :mod:`.build` -- the model behind its input, conv1's whitening, the recipe's optimizer.
+
+The step and the resume state are where a second backend's implementation slots in.
+"""
+
+from .build import input_model
+from .loop import Trainer, train
+from .schedule import Schedule, learning_rate_at
+from .state import ResumeState
+from .step import TrainStep
+
+__all__ = ["ResumeState", "Schedule", "TrainStep", "Trainer", "input_model",
+           "learning_rate_at", "train"]
