@@ -235,6 +235,58 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+# Each command: what runs it, its one-line help and its description (``--help``).
+COMMANDS = {
+    "summary": (cmd_summary, "build a preset and print its layers", None),
+    "train": (cmd_train, "train (or resume) a run, then evaluate it",
+                 "Train AlexNet into a run folder; the same command resumes an interrupted "
+                 "run. Recipes: cpu (default for cifar), quick, long, seed, paper."),
+    "evaluate": (cmd_evaluate, "evaluate a run on the whole test set", None),
+    "predict": (cmd_predict, "classify image files", None),
+    "export": (cmd_export, "write a TensorFlow SavedModel for serving",
+                 "Export a saved model as a TensorFlow SavedModel whose signatures take "
+                 "encoded image files or uint8 images of any size and return class names "
+                 "and probabilities, with the resizing, normalization and test-time views "
+                 "the model carries; it loads with tf.saved_model.load alone."),
+    "notebooks": (cmd_notebooks, "run the four notebooks with a parameter set (papermill)",
+                 "Execute notebooks/01..04 in order with notebooks/params/<PARAMS>.yaml; "
+                 "the executed copies go to <run_dir>/notebooks, figures to <run_dir>/figures."),
+    "ablations": (cmd_ablations, "the paper's claims: train and compare the ablation variants",
+                 "Train every variant of notebooks/params/ablations-<PARAMS>.yaml (each "
+                 "variant and seed into its own run folder: an interrupted sweep resumes) "
+                 "and print the claims table; notebook 05 (make ablations) shows the same "
+                 "with its figures."),
+}
+
+
+def _command(sub, name: str) -> argparse.ArgumentParser:
+    """The subcommand ``name``, running ``cmd_<name>``, with its help from :data:`COMMANDS`."""
+    func, help_, description = COMMANDS[name]
+    parser = sub.add_parser(name, help=help_, description=description)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_views(parser: argparse.ArgumentParser, default: str, tta: bool = False) -> None:
+    """``--views`` (and ``--tta``), with ``default`` said in the help."""
+    parser.add_argument("--views", choices=tuple(VIEW_NOTES),
+                        help=f"test-time views to average: {VIEWS_HELP}; default: {default}")
+    if tta:
+        parser.add_argument("--tta", action="store_true", help="the same as --views tta")
+
+
+def _add_set(parser: argparse.ArgumentParser, fields: str, example: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a {fields} field, e.g. {example}")
+
+
+def _add_parameter_set(parser: argparse.ArgumentParser, params: str, run_dir: str) -> None:
+    """``--params`` (named in ``params``), and ``--data``/``--run-dir`` overriding the set's."""
+    parser.add_argument("--params", default="smoke", help=params)
+    parser.add_argument("--data", help="override the set's data source")
+    parser.add_argument("--run-dir", help=f"override the set's {run_dir}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m alexnet_lib",
@@ -243,17 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true",
                         help="show the Python traceback of an error (also ALEXNET_TRACEBACK=1)")
     sub = parser.add_subparsers(dest="command", required=True)
-    summary = sub.add_parser("summary", help="build a preset and print its layers")
+    summary = _command(sub, "summary")
     summary.add_argument("--preset", default="cifar", help="paper, seed or cifar (default: cifar)")
-    summary.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a preset field, e.g. --set towers=false "
-                              "--set image_size=64")
-    summary.set_defaults(func=cmd_summary)
+    _add_set(summary, "preset", "--set towers=false --set image_size=64")
 
-    train = sub.add_parser(
-        "train", help="train (or resume) a run, then evaluate it",
-        description="Train AlexNet into a run folder; the same command resumes an interrupted "
-                    "run. Recipes: cpu (default for cifar), quick, long, seed, paper.")
+    train = _command(sub, "train")
     train.add_argument("--preset", help="cifar (default), seed or paper")
     train.add_argument("--recipe",
                        help="cpu, quick, long, seed or paper (default: the preset's own)")
@@ -269,9 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "recipe's; cpu, quick and long: 0, every training image trains)")
     train.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
     train.add_argument("--run-dir", help="run folder (default runs/<preset>-<recipe>)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a preset or recipe field, e.g. --set learning_rate=0.02 "
-                            "--set towers=false")
+    _add_set(train, "preset or recipe", "--set learning_rate=0.02 --set towers=false")
     train.add_argument("--checkpoint-every", type=_positive, default=200,
                        help="optimizer steps between resume checkpoints (default 200; one is "
                             "also written after every epoch)")
@@ -293,64 +337,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the recipe's precision (LRN and the softmax stay float32; "
                             "float16 uses loss scaling)")
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
-    train.add_argument("--views", choices=tuple(VIEW_NOTES),
-                       help=f"test-time views of the final evaluation: {VIEWS_HELP}; "
-                            "default: the recipe's (cpu: shift, long: shift2)")
-    train.add_argument("--tta", action="store_true", help="the same as --views tta")
+    _add_views(train, "the recipe's (cpu: shift, long: shift2)", tta=True)
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
-    train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a run on the whole test set")
+    evaluate = _command(sub, "evaluate")
     evaluate.add_argument("--run-dir", required=True, help="the run folder of a train command")
-    evaluate.add_argument("--views", choices=tuple(VIEW_NOTES),
-                          help=f"test-time views to average: {VIEWS_HELP}; default: the "
-                               "run's recipe's")
-    evaluate.add_argument("--tta", action="store_true", help="the same as --views tta")
+    _add_views(evaluate, "the run's recipe's", tta=True)
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best",
                           help="which saved model (default: best validation accuracy)")
     evaluate.add_argument("--data", help="where the run's data is now, if it moved (default: "
                                          "the source the run recorded); it must hold the "
                                          "same images")
-    evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="classify image files")
+    predict = _command(sub, "predict")
     predict.add_argument("--checkpoint",
                          help="a .keras model saved by train, or a run folder (default: the "
                               "shipped model, models/cifar-cpu/checkpoints/best.keras)")
     predict.add_argument("--top-k", type=_positive,
                          help="classes to show (default 5, or all of a model with fewer); at "
                               "most the model's class count")
-    predict.add_argument("--views", choices=tuple(VIEW_NOTES),
-                         help=f"test-time views to average: {VIEWS_HELP}; default: the "
-                              "views the model's recipe evaluates with (cpu: shift)")
+    _add_views(predict, "the views the model's recipe evaluates with (cpu: shift)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")
-    predict.set_defaults(func=cmd_predict)
 
-    export = sub.add_parser(
-        "export", help="write a TensorFlow SavedModel for serving",
-        description="Export a saved model as a TensorFlow SavedModel whose signatures take "
-                    "encoded image files or uint8 images of any size and return class names "
-                    "and probabilities, with the resizing, normalization and test-time views "
-                    "the model carries; it loads with tf.saved_model.load alone.")
+    export = _command(sub, "export")
     export.add_argument("--checkpoint", required=True,
                         help="a .keras model saved by train, or a run folder")
     export.add_argument("--out", required=True, help="the SavedModel folder to write")
-    export.add_argument("--views", choices=tuple(VIEW_NOTES),
-                        help=f"test-time views to average: {VIEWS_HELP}; default: the "
-                             "model's")
-    export.set_defaults(func=cmd_export)
+    _add_views(export, "the model's")
 
-    notebooks = sub.add_parser(
-        "notebooks", help="run the four notebooks with a parameter set (papermill)",
-        description="Execute notebooks/01..04 in order with notebooks/params/<PARAMS>.yaml; "
-                    "the executed copies go to <run_dir>/notebooks, figures to <run_dir>/figures.")
-    notebooks.add_argument("--params", default="smoke",
-                           help="smoke (default), cpu, gpu-seed, gpu-paper, or any "
-                                "notebooks/params/*.yaml")
-    notebooks.add_argument("--data", help="override the set's data source")
-    notebooks.add_argument("--run-dir", help="override the set's run folder")
+    notebooks = _command(sub, "notebooks")
+    _add_parameter_set(notebooks, "smoke (default), cpu, gpu-seed, gpu-paper, or the name of any "
+                                  "notebooks/params/*.yaml", "run folder")
     notebooks.add_argument("--log-output", action="store_true",
                            help="echo the notebooks' output while they run")
     notebooks.add_argument("--only", metavar="NAME[,NAME]",
@@ -359,23 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--prepare-only", action="store_true",
                            help="write the notebooks with their parameters injected, without "
                                 "executing them (to run them in JupyterLab)")
-    notebooks.set_defaults(func=cmd_notebooks)
 
-    ablations = sub.add_parser(
-        "ablations", help="the paper's claims: train and compare the ablation variants",
-        description="Train every variant of notebooks/params/ablations-<PARAMS>.yaml (each "
-                    "variant and seed into its own run folder: an interrupted sweep resumes) "
-                    "and print the claims table; notebook 05 (make ablations) shows the same "
-                    "with its figures.")
-    ablations.add_argument("--params", default="smoke",
-                           help="smoke (default) or full: notebooks/params/ablations-<PARAMS>.yaml")
-    ablations.add_argument("--data", help="override the set's data source")
-    ablations.add_argument("--run-dir", help="override the set's sweep folder")
+    ablations = _command(sub, "ablations")
+    _add_parameter_set(ablations, "smoke (default) or full: "
+                                  "notebooks/params/ablations-<PARAMS>.yaml", "sweep folder")
     ablations.add_argument("--variants", metavar="NAME[,NAME]",
                            help="only these variants (baseline, tanh, no-lrn, non-overlapping, "
                                 "no-dropout, one-tower)")
     ablations.add_argument("--seeds", metavar="N[,N]", help="only these seeds")
-    ablations.set_defaults(func=cmd_ablations)
     return parser
 
 

@@ -28,7 +28,9 @@ from .checks import (
     check_mapping,
 )
 from .data.preprocessing import NORMALIZATIONS, Augment, check_views
+from .data.sources import resolve_source
 from .model import OVERRIDABLE, Preset, get_preset, scaled_widths
+from .paths import runs_dir
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # auto: decided by the devices and the CPU (alexnet_lib.precision); the rest as named.
@@ -249,11 +251,15 @@ DEFAULT_RECIPE = {"cifar": "cpu", "seed": "seed", "paper": "paper"}
 
 @dataclasses.dataclass(frozen=True)
 class ResolvedConfig:
-    """A checked :class:`TrainConfig` with its preset and recipe resolved."""
+    """A checked :class:`TrainConfig` with its preset and recipe resolved: what everything
+    below the edge receives, and never changes. The run's set-up settles the two things
+    only it can know, each once, into a new one: the data's class count
+    (:meth:`with_classes`) and the precision on this machine (:meth:`with_precision`)."""
 
     config: "TrainConfig"
     preset: Preset
     recipe: Recipe
+    precision_reason: str = ""
 
     def with_classes(self, num_classes: int) -> "ResolvedConfig":
         """The preset's ``num_classes`` set to the data's, unless the configuration
@@ -262,10 +268,17 @@ class ResolvedConfig:
             return self
         return dataclasses.replace(self, preset=self.preset.replace(num_classes=num_classes))
 
+    def with_precision(self, precision: str, reason: str) -> "ResolvedConfig":
+        """The recipe's ``precision`` decided (``auto`` no more), and why."""
+        return dataclasses.replace(self, recipe=dataclasses.replace(self.recipe,
+                                                                    precision=precision),
+                                   precision_reason=reason)
 
-@dataclasses.dataclass
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; saved as ``config.yaml`` and compared on resume."""
+    """Everything a run needs; saved as ``config.yaml`` and compared on resume. Frozen:
+    :meth:`resolve` returns a checked copy, :func:`dataclasses.replace` makes another."""
 
     preset: str = "cifar"
     preset_overrides: dict = dataclasses.field(default_factory=dict)
@@ -284,32 +297,36 @@ class TrainConfig:
     tower_devices: list | None = None  # run the two towers on these two devices
 
     def resolve(self) -> ResolvedConfig:
-        """Check every field with its type and range (coerced in place), and resolve the
-        preset and the recipe with their overrides; one ``ValueError`` names the first bad
-        value."""
-        self.val_size = check_int("val_size", self.val_size, 0, allow_none=True)
-        self.train_subset = check_int("train_subset", self.train_subset, 1, allow_none=True)
-        self.test_subset = check_int("test_subset", self.test_subset, 1, allow_none=True)
-        self.seed = check_int("seed", self.seed, 0)
-        self.checkpoint_every = check_int("checkpoint_every", self.checkpoint_every, 1)
-        self.skip_corrupt = check_bool("skip_corrupt", self.skip_corrupt)
-        self.keep_epochs = check_bool("keep_epochs", self.keep_epochs)
-        self.strategy = check_choice("strategy", self.strategy, STRATEGIES)
-        self.tower_devices = check_device_pair("tower_devices", self.tower_devices)
+        """Check every field with its type and range, and resolve the preset and the recipe
+        with their overrides; one ``ValueError`` names the first bad value. The resolved
+        configuration holds a checked copy: values in their proper types, ``val_size`` the
+        recipe's when not given, ``data`` an absolute path (or ``cifar10``), ``run_dir``
+        ``runs/<preset>-<recipe>`` when not given."""
         if not isinstance(self.data, (str, os.PathLike)) or not str(self.data).strip():
             raise ValueError(f"`data` must be 'cifar10' or a path. Received: data={self.data!r}")
-        self.preset_overrides = check_mapping("preset_overrides", self.preset_overrides)
-        self.recipe_overrides = check_mapping("recipe_overrides", self.recipe_overrides)
-        recipe = get_recipe(self.recipe, **self.recipe_overrides)
-        if self.val_size is None:
-            self.val_size = recipe.val_size
-        preset = get_preset(self.preset, **{**recipe.preset_overrides, **self.preset_overrides})
-        return ResolvedConfig(config=self, preset=preset, recipe=recipe)
+        preset_overrides = check_mapping("preset_overrides", self.preset_overrides)
+        recipe_overrides = check_mapping("recipe_overrides", self.recipe_overrides)
+        recipe = get_recipe(self.recipe, **recipe_overrides)
+        val_size = check_int("val_size", self.val_size, 0, allow_none=True)
+        checked = dataclasses.replace(
+            self, preset_overrides=preset_overrides, recipe_overrides=recipe_overrides,
+            val_size=recipe.val_size if val_size is None else val_size,
+            train_subset=check_int("train_subset", self.train_subset, 1, allow_none=True),
+            test_subset=check_int("test_subset", self.test_subset, 1, allow_none=True),
+            seed=check_int("seed", self.seed, 0),
+            checkpoint_every=check_int("checkpoint_every", self.checkpoint_every, 1),
+            skip_corrupt=check_bool("skip_corrupt", self.skip_corrupt),
+            keep_epochs=check_bool("keep_epochs", self.keep_epochs),
+            strategy=check_choice("strategy", self.strategy, STRATEGIES),
+            tower_devices=check_device_pair("tower_devices", self.tower_devices),
+            data=resolve_source(self.data),
+            run_dir=str(self.run_dir or runs_dir() / f"{self.preset}-{self.recipe}"))
+        preset = get_preset(self.preset, **{**recipe.preset_overrides, **preset_overrides})
+        return ResolvedConfig(config=checked, preset=preset, recipe=recipe)
 
     def validate(self) -> "TrainConfig":
-        """:meth:`resolve` for its checks; returns the configuration itself."""
-        self.resolve()
-        return self
+        """The checked copy of the configuration (see :meth:`resolve`)."""
+        return self.resolve().config
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -181,23 +181,27 @@ class Preset:
 
 OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description"}
 
-_PAPER = Preset(
-    name="paper",
-    description=(
+def _preset(name: str, description: str, image_size: int, num_classes: int,
+            conv1: tuple[int, int, int, str], conv2_kernel: int, conv_filters: tuple[int, ...],
+            fc_units: int, **rest: Any) -> Preset:
+    """A preset from its shape: conv1 as ``(filters, kernel, stride, padding)``."""
+    filters, kernel, stride, padding = conv1
+    return Preset(name=name, description=description, image_size=image_size,
+                  num_classes=num_classes, conv1_filters=filters, conv1_kernel=kernel,
+                  conv1_stride=stride, conv1_padding=padding, conv2_kernel=conv2_kernel,
+                  conv_filters=conv_filters, fc_units=fc_units, **rest)
+
+
+_PAPER = _preset(
+    "paper",
+    (
         "The paper's ImageNet network: 227x227x3 input, 1000 classes, two towers in "
         "conv2/conv4/conv5, LRN after conv1 and conv2, 3x3 stride-2 pools, fc6/fc7 4096 "
         "with dropout 0.5, the paper's init. 60,965,224 parameters. Trains at about 16 "
         "images/s on 2 AVX2 CPU cores (float32, batch 64; docs/benchmarks.md): a GPU job."
     ),
-    image_size=227,
-    num_classes=1000,
-    conv1_filters=96,
-    conv1_kernel=11,
-    conv1_stride=4,
-    conv1_padding="valid",
-    conv2_kernel=5,
-    conv_filters=(256, 384, 384, 256),
-    fc_units=4096,
+    image_size=227, num_classes=1000, conv1=(96, 11, 4, "valid"), conv2_kernel=5,
+    conv_filters=(256, 384, 384, 256), fc_units=4096,
 )
 
 PRESETS: dict[str, Preset] = {
@@ -213,9 +217,9 @@ PRESETS: dict[str, Preset] = {
         ),
         num_classes=10,
     ),
-    "cifar": Preset(
-        name="cifar",
-        description=(
+    "cifar": _preset(
+        "cifar",
+        (
             "AlexNet's topology (5 conv + 3 FC, ReLU, LRN after conv1/conv2, overlapping "
             "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
             "CIFAR-10's native 32x32 input: conv1 5x5/1, conv2-conv5 3x3, 64-128-192-192-128 "
@@ -224,17 +228,8 @@ PRESETS: dict[str, Preset] = {
             "images/s on 2 AVX2 CPU cores (float32, batch 64, benchmarks/bench_train.py; "
             "docs/benchmarks.md)."
         ),
-        image_size=32,
-        num_classes=10,
-        conv1_filters=64,
-        conv1_kernel=5,
-        conv1_stride=1,
-        conv1_padding="same",
-        conv2_kernel=3,
-        conv_filters=(128, 192, 192, 128),
-        fc_units=512,
-        init="he",
-        lrn_position="after-pool",
+        image_size=32, num_classes=10, conv1=(64, 5, 1, "same"), conv2_kernel=3,
+        conv_filters=(128, 192, 192, 128), fc_units=512, init="he", lrn_position="after-pool",
     ),
 }
 DEFAULT_CPU_PRESET = "cifar"

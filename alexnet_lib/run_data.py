@@ -5,6 +5,7 @@ finished run, normalized as it was trained (:func:`run_datasets`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .config import ResolvedConfig
@@ -57,10 +58,10 @@ def run_datasets(run_dir: str | Path, data: str | None = None, **overrides) -> D
     run = RunFolder(run_dir)
     config = run.read_config()
     if data is not None:
-        config.data = resolve_source(data)
+        config = dataclasses.replace(config, data=resolve_source(data))
     elif config.data != "cifar10" and not Path(config.data).exists() and (
             shared_cifar10_jpeg().is_dir()):
         # A run trained elsewhere (the shipped model) on the CIFAR-10 JPEG copy: the copy
         # beside this project holds the same images if the fingerprints agree (checked).
-        config.data = str(shared_cifar10_jpeg())
+        config = dataclasses.replace(config, data=str(shared_cifar10_jpeg()))
     return build_datasets(config.resolve(), run.read_normalization(), run=run, **overrides)[0]

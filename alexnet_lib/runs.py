@@ -50,7 +50,6 @@ from .data.preprocessing import Normalization, Preprocessing
 from .data.sources import resolve_source
 from .files import MARKER, claim_folder, dump_yaml, read_yaml, write_atomic, write_through
 from .layers import InferenceInfo
-from .paths import runs_dir
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 CHECKPOINTS = ("best", "last")
@@ -291,11 +290,6 @@ class RunFolder:
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of a run's ``history.csv`` (empty before its first epoch)."""
     return RunFolder(run_dir).read_history()
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    """``runs/<preset>-<recipe>``: the same command finds the same run."""
-    return runs_dir() / f"{config.preset}-{config.recipe}"
 
 
 # ----------------------------------------------------------------------------- models

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
@@ -22,6 +21,7 @@ import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from harness import best_of  # noqa: E402
 
 from alexnet_lib import LocalResponseNormalization, build_alexnet  # noqa: E402
 
@@ -38,13 +38,12 @@ def time_grad(fn, inputs, variables, steps: int, repeats: int) -> float:
 
     step()
     step()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run():
         for _ in range(steps):
             step()
-        best = min(best, (time.perf_counter() - start) / steps)
-    return best * 1000
+
+    return best_of(repeats, run) / steps * 1000
 
 
 def per_layer(preset: str, batch_size: int, steps: int, repeats: int, **overrides):

@@ -53,11 +53,11 @@ def delivered(dataset, seconds: float) -> float:
 
 def consumed(trainer: Trainer, steps: int) -> float:
     iterator = iter(trainer.datasets.train(0))
-    trainer._train_step(iterator)  # trace
+    trainer.step(iterator)  # trace
     start = time.perf_counter()
     for _ in range(steps):
-        trainer._train_step(iterator)
-    float(trainer.loss_sum.read_value())  # wait for the last step
+        trainer.step(iterator)
+    trainer.step.sums()  # wait for the last step
     return steps * trainer.recipe.batch_size / (time.perf_counter() - start)
 
 
@@ -83,8 +83,8 @@ def peak_rss(data: str, steps: int) -> None:
         trainer = Trainer(config)
         iterator = iter(trainer.datasets.train(0))
         for _ in range(steps):
-            trainer._train_step(iterator)
-        float(trainer.loss_sum.read_value())
+            trainer.step(iterator)
+        trainer.step.sums()
         rss_mb = _peak_rss_mb()
         print(json.dumps({"train_images": trainer.datasets.size("train"), "steps": steps,
                           "batch_size": trainer.recipe.batch_size, "peak_rss_mb": rss_mb}))

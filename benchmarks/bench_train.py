@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
@@ -31,6 +28,7 @@ import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from harness import Rate, host_line, interleaved, table  # noqa: E402
 
 from alexnet_lib import build_alexnet, get_preset  # noqa: E402
 from alexnet_lib.model import scaled_widths  # noqa: E402
@@ -83,34 +81,19 @@ VARIANTS = {
 }
 
 
-class Variant:
-    def __init__(self, name: str, batch_size: int, seed: int):
-        self.name = name
-        self.model = VARIANTS[name]()
-        self.model.compile(
-            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-            loss="sparse_categorical_crossentropy",
-            jit_compile=name.endswith(", XLA"),  # stock Keras turns XLA off on CPU-only hosts
-        )
-        size = self.model.input_shape[1]
-        classes = self.model.output_shape[-1]
-        rng = np.random.default_rng(seed)
-        self.x = tf.constant(rng.standard_normal((batch_size, size, size, 3), dtype=np.float32))
-        self.y = tf.constant(rng.integers(0, classes, batch_size))
-        self.batch_size = batch_size
-        self.rates: list[float] = []
-
-    def step(self):
-        return self.model.train_on_batch(self.x, self.y)
-
-    def round(self, seconds: float, min_steps: int) -> float:
-        steps, start = 0, time.perf_counter()
-        while steps < min_steps or time.perf_counter() - start < seconds:
-            self.step()
-            steps += 1
-        rate = steps * self.batch_size / (time.perf_counter() - start)
-        self.rates.append(rate)
-        return rate
+def variant(name: str, batch_size: int, seed: int = 0) -> Rate:
+    """The variant ``name``, compiled, training on one resident random batch."""
+    model = VARIANTS[name]()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss="sparse_categorical_crossentropy",
+                  jit_compile=name.endswith(", XLA"))  # stock Keras: no XLA on CPU-only hosts
+    size, classes = model.input_shape[1], model.output_shape[-1]
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal((batch_size, size, size, 3), dtype=np.float32))
+    y = tf.constant(rng.integers(0, classes, batch_size))
+    rate = Rate(name, lambda: model.train_on_batch(x, y), batch_size)
+    rate.params = model.count_params()
+    return rate
 
 
 def main(argv=None):
@@ -126,25 +109,14 @@ def main(argv=None):
     names = [n for n in VARIANTS if args.only in n]
     if not names:
         parser.error(f"--only {args.only!r} matches none of {list(VARIANTS)}")
-    print(f"# training throughput, batch {args.batch_size}, float32, "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-          f"TF {tf.__version__}, Keras {keras.__version__}", flush=True)
-    variants = []
-    for name in names:
-        v = Variant(name, args.batch_size, seed=0)
-        for _ in range(2):  # trace and warm up
-            v.step()
-        variants.append(v)
-    for r in range(args.rounds):
-        for v in variants:
-            rate = v.round(args.seconds, args.min_steps)
-            print(f"round {r + 1}: {v.name:30s} {rate:8.1f} img/s", flush=True)
-
-    best = {v.name: max(v.rates) for v in variants}
-    print("\n| variant | params | train images/s (best of %d) |" % args.rounds)
-    print("|---|---:|---:|")
-    for v in variants:
-        print(f"| {v.name} | {v.model.count_params():,} | {best[v.name]:.1f} |")
+    print(f"# training throughput, batch {args.batch_size}, float32", flush=True)
+    print(host_line(), flush=True)
+    variants = [variant(name, args.batch_size) for name in names]
+    interleaved(variants, rounds=args.rounds, seconds=args.seconds, min_steps=args.min_steps)
+    best = {v.name: v.best for v in variants}
+    print()
+    print(table(["variant", "params", f"train images/s (best of {args.rounds})"],
+                [(v.name, f"{v.params:,}", f"{v.best:.1f}") for v in variants], right=(1, 2)))
     for ours in ("paper towers", "paper towers, XLA"):
         if {ours, "paper naive ungrouped", "paper naive groups=2"} <= best.keys():
             t = best[ours]

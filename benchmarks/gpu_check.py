@@ -97,12 +97,12 @@ def speed(args) -> list[dict]:
             trainer = Trainer(config, datasets=datasets)
             iterator = iter(trainer.datasets.train(0))
             for _ in range(args.warmup):
-                trainer._train_step(iterator)
-            float(trainer.loss_sum.read_value())
+                trainer.step(iterator)
+            trainer.step.sums()
             start = time.perf_counter()
             for _ in range(args.steps):
-                trainer._train_step(iterator)
-            float(trainer.loss_sum.read_value())  # waits for the last step
+                trainer.step(iterator)
+            trainer.step.sums()  # waits for the last step
             train_rate = args.steps * recipe.batch_size / (time.perf_counter() - start)
             start = time.perf_counter()
             trainer.evaluate_split(trainer.datasets.val())

@@ -30,7 +30,7 @@ def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
 
 
 def test_the_shipped_model_was_trained_with_the_default_recipe_as_it_is_now():
-    """Rebuild the shipped model (benchmarks/ship_model.py) whenever the cpu recipe changes."""
+    """Rebuild the shipped model (tools/ship_model.py) whenever the cpu recipe changes."""
     resolved = yaml.safe_load((shipped_run() / "resolved.yaml").read_text())
     recipe = yaml.safe_load(yaml.safe_dump(get_recipe("cpu").to_dict()))
     # A field added since takes its default, which leaves training as it was (ema: 0, off).

@@ -18,7 +18,6 @@ from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
 # isort: split
 
-import dataclasses
 import math
 import time
 import weakref
@@ -30,7 +29,6 @@ import tensorflow as tf
 
 from ..config import ResolvedConfig, TrainConfig
 from ..data.datasets import Datasets
-from ..data.sources import resolve_source
 from ..distribute import check_devices, distribute_batches, make_strategy
 from ..distribute import is_chief as chief_from_tf_config
 from ..errors import TrainingDiverged
@@ -39,7 +37,7 @@ from ..metrics import classification_metrics, predict_probabilities
 from ..model import build_alexnet
 from ..precision import cpu_bfloat16_flags, precision_decision
 from ..run_data import build_datasets
-from ..runs import RunFolder, default_run_dir, inference_model, save_model
+from ..runs import RunFolder, inference_model, save_model
 from .build import conv1, input_model, make_optimizer, whiten_conv1
 from .report import Reporter, devices_line
 from .schedule import Schedule
@@ -68,14 +66,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
                  datasets: Datasets | None = None, log=None, is_chief: bool | None = None,
                  on_epoch_end: Sequence[Callable] = ()):
-        resolved = config.resolve()
-        self.config, self.on_epoch_end = config, list(on_epoch_end)
+        resolved = config.resolve()  # checked once; settled below into self.resolved
+        self.config, self.on_epoch_end = resolved.config, list(on_epoch_end)
         self.requested_precision = resolved.recipe.precision
-        self.strategy = strategy or make_strategy(config.strategy)
+        self.strategy = strategy or make_strategy(self.config.strategy)
         self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
-        self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-        self.config.run_dir = str(self.run_dir)
-        self.config.data = resolve_source(config.data)
+        self.run_dir = Path(self.config.run_dir)
         self.run = RunFolder(self.run_dir)
         self.ckpt_dir = self.run.checkpoints
         self.report = Reporter(self.run.tensorboard, is_chief=self.is_chief, stream=log)
@@ -107,11 +103,9 @@ class Trainer:
             check_devices(config.tower_devices)
         if self.resumable:
             self.run.check_same_config(config)
-        precision, self.precision_reason = self._precision(resolved)
-        self.recipe = dataclasses.replace(resolved.recipe, precision=precision)
-        resolved = dataclasses.replace(resolved, recipe=self.recipe)
+        resolved = resolved.with_precision(*self._precision(resolved))
         keras.utils.set_random_seed(config.seed)
-        keras.config.set_dtype_policy(self.recipe.precision)
+        keras.config.set_dtype_policy(resolved.recipe.precision)
         resumed = self.run if self.resumable else None
         if datasets is None:
             normalization = resumed.read_normalization() if resumed else None
@@ -120,7 +114,7 @@ class Trainer:
             if resumed is not None:
                 resumed.check_data(datasets.fingerprint, datasets.source)
             resolved = resolved.with_classes(datasets.num_classes)
-        self.datasets, self.preset = datasets, resolved.preset
+        self.datasets, self.resolved = datasets, resolved
         replicas = self.strategy.num_replicas_in_sync
         if self.recipe.batch_size % replicas:
             raise ValueError(f"batch_size={self.recipe.batch_size} does not split evenly over "
@@ -152,6 +146,10 @@ class Trainer:
                 names = ", ".join(p.name for p in removed[:4]) + (", ..." * (len(removed) > 4))
                 self.report.say(f"Removed {len(removed)} file(s) left by an interrupted run: "
                                 f"{names}")
+
+    recipe = property(lambda self: self.resolved.recipe, doc="The recipe, its precision decided.")
+    preset = property(lambda self: self.resolved.preset, doc="The preset, with the data's classes.")
+    precision_reason = property(lambda self: self.resolved.precision_reason)
 
     def _precision(self, resolved: ResolvedConfig) -> tuple[str, str]:
         """``(precision, reason)``: a resumed run keeps the precision it started in (``auto``

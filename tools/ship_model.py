@@ -7,7 +7,7 @@ and re-saves the model with its ``inference_info`` naming the shipped folder as 
 the copy equal the original's on random images).
 
 Usage:
-    python benchmarks/ship_model.py runs/cifar-cpu
+    python tools/ship_model.py runs/cifar-cpu
 """
 
 from __future__ import annotations
