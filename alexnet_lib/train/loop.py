@@ -48,6 +48,29 @@ from .step import LOSS_OR_GRADIENTS, TrainStep, nonfinite_variables
 RECORDED = "kept from the run's start"
 
 
+def run_precision(run: RunFolder, resolved: ResolvedConfig, resumable: bool) -> tuple[str, str]:
+    """``(precision, reason)`` of a run: a resumed run keeps the precision it started in
+    (``auto`` may measure otherwise today: a lost cache, a busier host), so that it stays
+    the run it was; a new one decides (:func:`alexnet_lib.precision.precision_decision`).
+
+    Raises:
+        ValueError: when the run asks for a precision other than the recorded one.
+    """
+    requested = resolved.recipe.precision
+    record = (run.read_resolved().get("precision") or {}) if resumable else {}
+    recorded = record.get("chosen")
+    if not recorded:
+        return precision_decision(requested, resolved.preset)
+    if requested not in ("auto", recorded):
+        raise ValueError(
+            f"{run.path} trains in {recorded} (recorded when it started), not in the "
+            f"{requested} asked for now: a run keeps one precision to resume exactly. Resume "
+            f"it without --precision (or with --precision {recorded}), or pass a new "
+            f"--run-dir.")
+    reason = record.get("reason") or "auto"
+    return recorded, (reason if reason.startswith(RECORDED) else f"{RECORDED}; {reason}")
+
+
 class Trainer:
     """Builds data, model and optimizer for a :class:`~alexnet_lib.config.TrainConfig`, and
     runs or resumes it.
@@ -103,7 +126,8 @@ class Trainer:
             check_devices(config.tower_devices)
         if self.resumable:
             self.run.check_same_config(config)
-        resolved = resolved.with_precision(*self._precision(resolved))
+        resolved = resolved.with_precision(*run_precision(self.run, resolved,
+                                                          self.resumable))
         keras.utils.set_random_seed(config.seed)
         keras.config.set_dtype_policy(resolved.recipe.precision)
         resumed = self.run if self.resumable else None
@@ -150,28 +174,6 @@ class Trainer:
     recipe = property(lambda self: self.resolved.recipe, doc="The recipe, its precision decided.")
     preset = property(lambda self: self.resolved.preset, doc="The preset, with the data's classes.")
     precision_reason = property(lambda self: self.resolved.precision_reason)
-
-    def _precision(self, resolved: ResolvedConfig) -> tuple[str, str]:
-        """``(precision, reason)``: a resumed run keeps the precision it started in (``auto``
-        may measure otherwise today: a lost cache, a busier host), so that it stays the run
-        it was; a new one decides (:func:`alexnet_lib.precision.precision_decision`).
-
-        Raises:
-            ValueError: when the run asks for a precision other than the recorded one.
-        """
-        requested = resolved.recipe.precision
-        record = (self.run.read_resolved().get("precision") or {}) if self.resumable else {}
-        recorded = record.get("chosen")
-        if not recorded:
-            return precision_decision(requested, resolved.preset)
-        if requested not in ("auto", recorded):
-            raise ValueError(
-                f"{self.run_dir} trains in {recorded} (recorded when it started), not in the "
-                f"{requested} asked for now: a run keeps one precision to resume exactly. Resume "
-                f"it without --precision (or with --precision {recorded}), or pass a new "
-                f"--run-dir.")
-        reason = record.get("reason") or "auto"
-        return recorded, (reason if reason.startswith(RECORDED) else f"{RECORDED}; {reason}")
 
     # ---- what the run computes and writes
     def devices_line(self) -> str:
