@@ -4,9 +4,38 @@ The tested library behind the notebooks and ``python -m alexnet_lib``. Importing
 package does not import TensorFlow: the names below load their modules on first use, so
 ``python -m alexnet_lib --help`` answers at once. TensorFlow's C++ start-up lines are hidden
 (see :mod:`alexnet_lib.quiet`; set ``TF_CPP_MIN_LOG_LEVEL=0`` to see them).
+
+Keras's backend: ``KERAS_BACKEND`` (or ``~/.keras/keras.json``) when set; otherwise
+TensorFlow where it can be imported, else JAX (:func:`choose_backend`, run on import, before
+Keras is).
 """
 
+import importlib.util as _util
+import json as _json
+import os as _os
 from importlib import import_module as _import_module
+
+
+def choose_backend() -> str:
+    """The Keras backend this process uses (also put in ``KERAS_BACKEND``, which child
+    processes inherit): the user's ``KERAS_BACKEND`` or ``keras.json``'s ``backend``; else
+    ``tensorflow`` when it is installed, else ``jax``."""
+    chosen = _os.environ.get("KERAS_BACKEND", "").strip()
+    if not chosen:
+        home = _os.environ.get("KERAS_HOME") or _os.path.join(_os.path.expanduser("~"),
+                                                               ".keras")
+        try:
+            with open(_os.path.join(home, "keras.json")) as handle:
+                chosen = _json.load(handle).get("backend") or ""
+        except (OSError, ValueError, AttributeError):
+            pass
+    if not isinstance(chosen, str) or not chosen:
+        chosen = "tensorflow" if _util.find_spec("tensorflow") else "jax"
+    _os.environ["KERAS_BACKEND"] = chosen
+    return chosen
+
+
+choose_backend()
 
 __version__ = "0.1.0"
 

@@ -55,3 +55,28 @@ def test_the_library_above_the_model_imports_and_works_without_tensorflow(tree, 
     probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block_tensorflow, keras_json, expected", [
+    (False, None, "tensorflow"),   # nothing chosen, TensorFlow installed
+    (True, None, "jax"),           # nothing chosen, TensorFlow not importable
+    (False, "jax", "jax"),         # the user's keras.json wins
+])
+def test_the_backend_is_the_users_else_tensorflow_if_importable_else_jax(
+        tmp_path, block_tensorflow, keras_json, expected):
+    site = tmp_path / "site"
+    site.mkdir()
+    if block_tensorflow:
+        (site / "sitecustomize.py").write_text('import sys\nsys.modules["tensorflow"] = None\n')
+    if keras_json:
+        (tmp_path / "keras").mkdir()
+        (tmp_path / "keras" / "keras.json").write_text(json.dumps({"backend": keras_json}))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "JAX_PLATFORMS": "cpu",
+           "HOME": str(tmp_path), "KERAS_HOME": str(tmp_path / "keras")}
+    code = ("import os, alexnet_lib, keras\n"
+            "print(keras.backend.backend(), os.environ['KERAS_BACKEND'])")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [expected, expected]

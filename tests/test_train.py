@@ -123,7 +123,14 @@ def test_training_learns_writes_the_run_folder_and_evaluates(trained):
     for name in ("config.yaml", "resolved.yaml", "history.csv", "normalization.json",
                  "checkpoints/best.keras", "checkpoints/last.keras", "checkpoints/checkpoint"):
         assert (run / name).exists(), name
-    assert list((run / "tensorboard").iterdir())
+    record = yaml.safe_load((run / "resolved.yaml").read_text())["backend"]
+    assert record["name"] == "tensorflow" and record["version"] == tf.__version__
+    assert record["keras"] == keras.__version__ and "/device:CPU:0" in record["devices"]
+    assert f"backend tensorflow {tf.__version__}; precision float32" in trainer.devices_line()
+    logged = tensorboard_scalars(run / "tensorboard", "loss")
+    assert [step for step, _ in logged] == [1, 2, 3]
+    assert [value for _, value in logged] == pytest.approx([r["loss"] for r in history], rel=1e-6)
+    assert [e for e, _ in tensorboard_scalars(run / "tensorboard", "val_accuracy")] == [1, 2, 3]
     assert history[-1]["loss"] < history[0]["loss"]
     metrics = trainer.metrics
     assert metrics["num_examples"] == 48
@@ -152,6 +159,17 @@ def test_training_learns_writes_the_run_folder_and_evaluates(trained):
     info = best.get_layer("inference_info").info
     assert info["class_names"] == ["blue", "green", "red", "yellow"] and info["input_size"] == 16
     assert info["stored_size"] == [16, 16] and info["eval_views"] == "flip"
+
+
+def tensorboard_scalars(folder, tag: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of a scalar in a run's TensorBoard events, read by TensorBoard's own
+    reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [(e.step, float(make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
 
 
 def test_metrics_count_every_example():

@@ -39,7 +39,7 @@ from ..precision import cpu_bfloat16_flags, precision_decision
 from ..run_data import build_datasets
 from ..runs import RunFolder, inference_model, save_model
 from .build import conv1, input_model, make_optimizer, whiten_conv1
-from .report import Reporter, devices_line
+from .report import Reporter, backend_info, devices_line
 from .schedule import Schedule
 from .state import ResumeState
 from .step import LOSS_OR_GRADIENTS, TrainStep, nonfinite_variables
@@ -223,6 +223,7 @@ class Trainer:
              "precision": {"requested": self.requested_precision,
                            "chosen": self.recipe.precision, "reason": self.precision_reason,
                            "cpu_bfloat16_flags": cpu_bfloat16_flags()},
+             "backend": backend_info(),
              "tensorflow": tf.__version__, "keras": keras.__version__,
              "devices": [d.name for d in tf.config.list_logical_devices()]})
 

@@ -1,6 +1,6 @@
 """What a run tells: its messages, a progress bar per epoch (``keras.utils.Progbar``), the
-devices line and the TensorBoard scalars of every epoch. Only the chief worker of a cluster
-speaks and writes."""
+devices line and the TensorBoard scalars of every epoch (TensorBoard's own event writer, no
+TensorFlow needed). Only the chief worker of a cluster speaks and writes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 
 # isort: split
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import keras
 import tensorflow as tf
+from tensorboard.summary import Writer
 
 # The epoch scalars written to TensorBoard.
 SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -27,7 +29,7 @@ class Reporter:
     def __init__(self, tensorboard: Path, *, is_chief: bool = True, stream: TextIO | None = None):
         self.is_chief, self.tensorboard = is_chief, tensorboard
         self.stream = stream or sys.stdout
-        self._writer = None  # created with the first epoch's scalars
+        self._writer: Writer | None = None  # created with the first epoch's scalars
         self._bar: keras.utils.Progbar | None = None
 
     def say(self, text: str) -> None:
@@ -60,11 +62,11 @@ class Reporter:
                      f"accuracy {row['val_accuracy']:.4f}")
         if self.is_chief:
             if self._writer is None:
-                self._writer = tf.summary.create_file_writer(str(self.tensorboard))
-            with self._writer.as_default(step=row["epoch"] + 1):
-                for key in SCALARS:
-                    if row.get(key) is not None:
-                        tf.summary.scalar(key, row[key])
+                self.tensorboard.mkdir(parents=True, exist_ok=True)
+                self._writer = Writer(str(self.tensorboard))
+            for key in SCALARS:
+                if row.get(key) is not None:
+                    self._writer.add_scalar(key, float(row[key]), step=row["epoch"] + 1)
             self._writer.flush()
 
 
@@ -75,9 +77,25 @@ class Reporter:
             self._writer = None
 
 
+def backend_info() -> dict[str, Any]:
+    """Keras's backend: its name, version and devices (as ``resolved.yaml`` records them),
+    and Keras's version."""
+    name = keras.backend.backend()
+    module = importlib.import_module(name)
+    if name == "tensorflow":
+        devices = [d.name for d in tf.config.list_logical_devices()]
+    elif name == "jax":
+        devices = [str(d) for d in module.devices()]
+    else:
+        devices = []
+    return {"name": name, "version": getattr(module, "__version__", "unknown"),
+            "keras": keras.__version__, "devices": devices}
+
+
 def devices_line(strategy: tf.distribute.Strategy, tower_devices: list[str] | None,
                  precision: str, reason: str) -> str:
-    """One line: where the run computes and in which precision, and why."""
+    """One line: where the run computes, on which Keras backend, in which precision and
+    why."""
     replicas = strategy.num_replicas_in_sync
     try:
         devices = sorted({name.split("device:")[-1] for name in strategy.extended.worker_devices})
@@ -85,5 +103,7 @@ def devices_line(strategy: tf.distribute.Strategy, tower_devices: list[str] | No
         gpus = tf.config.list_logical_devices("GPU")
         devices = [gpus[0].name.split("device:")[-1] if gpus else "CPU:0"]
     placed = f"; towers on {', '.join(tower_devices)}" if tower_devices else ""
+    backend = backend_info()
     return (f"Devices: {', '.join(devices)} ({replicas} replica{'s' * (replicas > 1)}"
-            f"{placed}); precision {precision} ({reason}).")
+            f"{placed}); backend {backend['name']} {backend['version']}; precision {precision} "
+            f"({reason}).")
