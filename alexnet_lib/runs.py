@@ -128,7 +128,8 @@ class RunFolder:
     def resumable(self) -> bool:
         """Whether a resume checkpoint exists (a folder with a configuration but no
         checkpoint holds a start that failed before its first one: nothing to resume)."""
-        return (self.checkpoints / "checkpoint").exists()
+        return any((self.checkpoints / index).exists()
+                   for index in ("checkpoint", "checkpoint.json"))  # TensorFlow's, JAX's
 
     def require_config(self) -> None:
         """Raise ``FileNotFoundError`` unless this is a run folder (it has a config.yaml)."""

@@ -12,15 +12,28 @@ their state.
 * :mod:`.report` -- ``Reporter``: messages, ``keras.utils.Progbar``, the devices line,
   TensorBoard scalars.
 * :mod:`.build` -- the model behind its input, conv1's whitening, the recipe's optimizer.
+* :mod:`.step_jax`, :mod:`.state_jax` -- the JAX backend's step and resume state, the same
+  interfaces without TensorFlow.
 
 The step and the resume state are where a second backend's implementation slots in.
 """
 
-from .build import input_model
-from .loop import Trainer, train
-from .schedule import Schedule, learning_rate_at
-from .state import ResumeState
-from .step import TrainStep
+from importlib import import_module as _import_module
 
-__all__ = ["ResumeState", "Schedule", "TrainStep", "Trainer", "input_model",
-           "learning_rate_at", "train"]
+# Loaded on first use: the JAX backend's parts import without TensorFlow.
+_EXPORTS = {"Trainer": "loop", "train": "loop", "TrainStep": "step", "ResumeState": "state",
+            "Schedule": "schedule", "learning_rate_at": "schedule", "input_model": "build"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(_import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

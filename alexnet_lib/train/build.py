@@ -9,12 +9,12 @@ import keras
 import numpy as np
 
 from ..config import Recipe
-from ..data.datasets import Datasets
 from ..model import Preset, whitening_kernel
 
 
-def input_model(model: keras.Model, datasets: Datasets) -> keras.Model:
-    """Prefix ``model`` with an upsampling layer when the pipeline yields stored-size images."""
+def input_model(model: keras.Model, datasets) -> keras.Model:
+    """Prefix ``model`` with an upsampling layer when the pipeline (``datasets``, a
+    :class:`~alexnet_lib.data.datasets.Datasets`) yields stored-size images."""
     if datasets.input_size == datasets.image_size:
         return model
     inputs = keras.Input((datasets.input_size, datasets.input_size, 3), name="stored_image")
@@ -34,7 +34,7 @@ def conv1(model: keras.Model) -> keras.layers.Layer:
     return next(layer for layer in all_layers(model) if layer.name == "conv1")
 
 
-def whiten_conv1(model: keras.Model, datasets: Datasets, preset: Preset, seed: int,
+def whiten_conv1(model: keras.Model, datasets, preset: Preset, seed: int,
                  images: int = 2048) -> None:
     """conv1's kernel from the principal components of training patches (the recipe's
     ``conv1_init: whiten``), computed from the first ``images`` training images as

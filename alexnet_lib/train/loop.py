@@ -31,7 +31,7 @@ from ..config import ResolvedConfig, TrainConfig
 from ..data.datasets import Datasets
 from ..distribute import check_devices, distribute_batches, make_strategy
 from ..distribute import is_chief as chief_from_tf_config
-from ..errors import TrainingDiverged
+from ..errors import LOSS_OR_GRADIENTS, TrainingDiverged
 from ..files import FolderLock
 from ..metrics import classification_metrics, predict_probabilities
 from ..model import build_alexnet
@@ -42,7 +42,7 @@ from .build import conv1, input_model, make_optimizer, whiten_conv1
 from .report import Reporter, backend_info, devices_line
 from .schedule import Schedule
 from .state import ResumeState
-from .step import LOSS_OR_GRADIENTS, TrainStep, nonfinite_variables
+from .step import TrainStep, nonfinite_variables
 
 # How a resumed run's precision is explained: the one it started in, kept.
 RECORDED = "kept from the run's start"

@@ -24,9 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import Recipe
-
-# What TrainStep.nonfinite()'s kind means.
-LOSS_OR_GRADIENTS, STATE = 1, 2
+from ..errors import LOSS_OR_GRADIENTS, STATE
 
 
 def all_finite(tensors) -> tf.Tensor:
