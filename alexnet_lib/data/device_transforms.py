@@ -45,7 +45,11 @@ def eval_views(images, norm: Normalization, image_size: int, views: str = "cente
     """``transform_batch(images, norm, image_size, views=views)`` without augmentation:
     ``B x S x S x 3`` for ``center``, else ``B x V x S x S x 3``."""
     check_views(views)
-    x = normalize(images, norm)
+    return views_of(normalize(images, norm), image_size, views)
+
+
+def views_of(x, image_size: int, views: str = "center"):
+    """The test-time ``views`` of an already normalized batch (see :func:`eval_views`)."""
     square = x.shape[1] if x.shape[1] == x.shape[2] else None
     policy, value = crop_policy(image_size, square)
     if policy == "pad" and views != "tta":
