@@ -18,8 +18,8 @@ from importlib import import_module as _import_module
 
 def choose_backend() -> str:
     """The Keras backend this process uses (also put in ``KERAS_BACKEND``, which child
-    processes inherit): the user's ``KERAS_BACKEND`` or ``keras.json``'s ``backend``; else
-    ``tensorflow`` when it is installed, else ``jax``."""
+    processes inherit): the user's ``KERAS_BACKEND``, or ``keras.json``'s ``backend`` when
+    that is installed; else ``tensorflow`` when it is installed, else ``jax``."""
     chosen = _os.environ.get("KERAS_BACKEND", "").strip()
     if not chosen:
         home = _os.environ.get("KERAS_HOME") or _os.path.join(_os.path.expanduser("~"),
@@ -29,6 +29,10 @@ def choose_backend() -> str:
                 chosen = _json.load(handle).get("backend") or ""
         except (OSError, ValueError, AttributeError):
             pass
+        # Keras writes keras.json itself on first use: a backend named there that is not
+        # installed here (a copied home folder, say) is no choice.
+        if isinstance(chosen, str) and chosen and not _util.find_spec(chosen):
+            chosen = ""
     if not isinstance(chosen, str) or not chosen:
         chosen = "tensorflow" if _util.find_spec("tensorflow") else "jax"
     _os.environ["KERAS_BACKEND"] = chosen

@@ -209,7 +209,9 @@ def run_sweep(sweep: Sweep, *, log: Callable[[str], None] = print) -> dict[str, 
     # expected here, and the warnings would drown the one line per run.
     # The sweep's folder holds its runs and its summary: only one of this project's.
     claim_folder(sweep.root, what="an ablation sweep of this project",
-                 option="--run-dir", proof=lambda root: (root / "claims.json").is_file())
+                 option="--run-dir", proof=lambda root: (root / "claims.json").is_file() or any(
+                     RunFolder(sweep.run_dir(v, s)).is_run() for v in sweep.variants
+                     for s in sweep.seeds))
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)

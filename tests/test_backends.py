@@ -62,6 +62,7 @@ def test_the_library_above_the_model_imports_and_works_without_tensorflow(tree, 
     (False, None, "tensorflow"),   # nothing chosen, TensorFlow installed
     (True, None, "jax"),           # nothing chosen, TensorFlow not importable
     (False, "jax", "jax"),         # the user's keras.json wins
+    (True, "tensorflow", "jax"),   # ... unless what it names is not installed here
 ])
 def test_the_backend_is_the_users_else_tensorflow_if_importable_else_jax(
         tmp_path, block_tensorflow, keras_json, expected):
