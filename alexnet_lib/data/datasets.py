@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from ..checks import check_int
 from ..model import Preset, get_preset
+from .order import epoch_batches, epoch_flips
 from .preprocessing import (
     Augment,
     Normalization,
@@ -152,16 +153,12 @@ class Datasets:
         if self.steps_per_epoch == 0:
             raise ValueError(f"The training split has {n} images, fewer than one batch of "
                              f"{b}: lower batch_size or use more training images.")
-        order = np.random.default_rng([self.seed, 1, epoch]).permutation(n)
-        batches = order[: self.steps_per_epoch * b].reshape(-1, b)[start_step:]
+        batches = epoch_batches(n, b, self.seed, epoch, start_step)
         norm, size, augment, seed, first = (self.normalization, self.input_size, self.augment,
                                             self.seed, start_step)
         flips = None
         if augment.flip and augment.flip_mode == "alternate":
-            # Each image's orientation in the first epoch is drawn once from the seed; every
-            # later epoch mirrors it again.
-            first_flip = np.random.default_rng([self.seed, 2]).random(n) < 0.5
-            flips = tf.constant(first_flip ^ bool(epoch % 2))
+            flips = tf.constant(epoch_flips(n, self.seed, epoch))
 
         def fn(step, x, y, rows):
             batch_seed = tf.stack([tf.constant(seed, tf.int64),
