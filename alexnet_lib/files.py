@@ -129,10 +129,10 @@ LOCK_NAME = ".lock"
 
 
 def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
-                 proof: Callable[[Path], bool] | None = None, marker: str = MARKER) -> bool:
+                 proof: Callable[[Path], bool] | None = None) -> bool:
     """Make ``folder`` the project's, for writing (and later cleaning) its own files there.
 
-    * missing: created (with its parents), the ``marker`` file written in it;
+    * missing: created (with its parents), the :data:`MARKER` file written in it;
     * an empty folder (or one holding only a :class:`FolderLock`'s file): the marker is
       written in it;
     * a folder with the marker, or for which ``proof(folder)`` holds (a record only the
@@ -148,7 +148,7 @@ def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
                          f"created if missing).")
     created = not folder.exists()
     if not created:
-        if (folder / marker).is_file() or (proof is not None and proof(folder)):
+        if (folder / MARKER).is_file() or (proof is not None and proof(folder)):
             return False
         if any(p.name != LOCK_NAME for p in folder.iterdir()):  # a lock is the project's
             raise ValueError(
@@ -156,7 +156,7 @@ def claim_folder(folder: str | os.PathLike, *, what: str, option: str,
                 f"project writes only into a new or empty folder, or one it wrote before. Pass "
                 f"a new folder path, or empty this one yourself.")
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / marker, f"This folder is {what}, written by alexnet_lib.\n")
+    write_atomic(folder / MARKER, f"This folder is {what}, written by alexnet_lib.\n")
     return created
 
 

@@ -204,9 +204,6 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
                                      f"from the project root). Received: run_dir={value!r}")
                 out["run_dir"] = project_path(value)
                 out["figures"] = RunFolder(out["run_dir"]).figures
-                # Every notebook writes into its run folder (figures, a run, a sweep): only
-                # into one of this project's.
-                RunFolder(out["run_dir"]).claim("run_dir")
             elif name == "run_data":
                 if not isinstance(value, str):
                     raise ValueError(f"`run_data` must be a path, or '' for where the run's "
@@ -221,6 +218,13 @@ def check_parameters(**params: Any) -> types.SimpleNamespace:
                 out[name] = check_int(name, value, 1)
         except ValueError as error:
             raise ValueError(f"Bad parameter {name}={value!r}: {error}") from None
+    if "run_dir" in out:
+        # Every notebook writes into its run folder (figures, a run, a sweep): only into one
+        # of this project's, and not inside the data.
+        try:
+            RunFolder(out["run_dir"]).claim("run_dir", data=out.get("data"))
+        except ValueError as error:
+            raise ValueError(f"Bad parameter run_dir={params['run_dir']!r}: {error}") from None
     return types.SimpleNamespace(**out)
 
 
@@ -330,12 +334,10 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     if unknown:
         raise ValueError(f"Bad parameter {unknown[0]}={values[unknown[0]]!r}: no notebook "
                          f"declares it. The notebooks' parameters: {', '.join(sorted(known))}.")
-    checked = check_parameters(**values)  # fail before any kernel starts
+    checked = check_parameters(**values)  # fail before any kernel starts (and claim run_dir)
     values["run_dir"] = str(checked.run_dir)
     if "data" in values:
         values["data"] = checked.data
-    # The executed notebooks go into the run folder: only into one of this project's.
-    RunFolder(checked.run_dir).claim("--run-dir", data=values.get("data"))
     out_dir = RunFolder(checked.run_dir).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     for source in sources:

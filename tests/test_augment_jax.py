@@ -2,11 +2,8 @@
 TensorFlow: every crop a window the TensorFlow pipeline could take (the same canvas), flips
 where asked, the PCA jitter one colour offset per image, the same key the same batch."""
 
-import json
-import subprocess
-import sys
-
 import pytest
+from helpers.jaxproc import jax_env, run_python
 
 AUGMENT = r"""
 import json, sys
@@ -73,15 +70,7 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_training_augmentation_on_jax_without_tensorflow(tmp_path):
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(
-        'import sys\nsys.modules["tensorflow"] = None\n')
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"),
-           "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", AUGMENT], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python(AUGMENT, env=jax_env(tmp_path), timeout=600)
     assert out["tensorflow"] is True
     assert out["plain_is_centre"]
     assert out["crops_found"] and out["crop_spots"] >= 3  # windows of the padded canvas, varied

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers.jaxproc import jax_env, run_python
 
 WITHOUT_TENSORFLOW = r"""
 import json, sys
@@ -36,17 +37,8 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_the_library_above_the_model_imports_and_works_without_tensorflow(tree, tmp_path):
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(
-        'import sys\nsys.modules["tensorflow"] = None  # "import tensorflow" fails\n')
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"),
-           "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path),
-           "ALEXNET_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, str(tree),
-                           str(tmp_path / "run")], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    env = jax_env(tmp_path, ALEXNET_DATA_DIR=str(tmp_path / "data"))
+    out = run_python(WITHOUT_TENSORFLOW, tree, tmp_path / "run", env=env)
     assert out["backend"] == "jax" and out["tensorflow"] is True
     assert out["params"] == 1_398_154 and out["recipe"] == "cpu"
     assert out["classes"] == ["blue", "green", "red", "yellow"]
@@ -66,18 +58,11 @@ def test_the_library_above_the_model_imports_and_works_without_tensorflow(tree, 
 ])
 def test_the_backend_is_the_users_else_tensorflow_if_importable_else_jax(
         tmp_path, block_tensorflow, keras_json, expected):
-    site = tmp_path / "site"
-    site.mkdir()
-    if block_tensorflow:
-        (site / "sitecustomize.py").write_text('import sys\nsys.modules["tensorflow"] = None\n')
     if keras_json:
         (tmp_path / "keras").mkdir()
         (tmp_path / "keras" / "keras.json").write_text(json.dumps({"backend": keras_json}))
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "JAX_PLATFORMS": "cpu",
-           "HOME": str(tmp_path), "KERAS_HOME": str(tmp_path / "keras")}
-    code = ("import os, alexnet_lib, keras\n"
-            "print(keras.backend.backend(), os.environ['KERAS_BACKEND'])")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == [expected, expected]
+    env = jax_env(tmp_path, block_tensorflow, KERAS_HOME=str(tmp_path / "keras"))
+    del env["KERAS_BACKEND"]  # nobody chose one
+    code = ("import json, os, alexnet_lib, keras\n"
+            "print(json.dumps([keras.backend.backend(), os.environ['KERAS_BACKEND']]))")
+    assert run_python(code, env=env) == [expected, expected]

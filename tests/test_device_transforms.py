@@ -4,12 +4,11 @@ pixel's range on JAX without TensorFlow, for every crop policy (pad 32 and 16, c
 32, scale 227 from 32), both normalizations and every set of views."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers.jaxproc import jax_env, run_python
 
 from alexnet_lib.data.device_transforms import eval_views
 from alexnet_lib.data.preprocessing import VIEWS, Normalization, compute_normalization
@@ -66,17 +65,9 @@ def test_the_evaluation_views_on_jax_without_tensorflow(tmp_path):
                 arrays[f"{mode}|{size}|{views}"] = np.asarray(
                     transform_batch(tf.constant(images), norm, size, views=views))
     np.savez(tmp_path / "expected.npz", **arrays)
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(
-        'import sys\nsys.modules["tensorflow"] = None\n')
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"),
-           "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", ON_JAX, str(tmp_path / "expected.npz"),
-         json.dumps({mode: norm.to_dict() for mode, norm in norms.items()})],
-        env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python(ON_JAX, tmp_path / "expected.npz",
+                     json.dumps({mode: norm.to_dict() for mode, norm in norms.items()}),
+                     env=jax_env(tmp_path))
     assert out["tensorflow"] is True and len(out["worst"]) == len(MODES) * len(SIZES) * len(VIEWS)
     # Within 1e-5 of a pixel's 0..1 range: the mean-image mode keeps the 0..255 scale.
     bad = {k: v for k, v in out["worst"].items()

@@ -4,10 +4,9 @@ objects continues bit-identically (dropout's random state included), a damaged n
 checkpoint falls back to the one before, and divergence is caught at the step it starts."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers.jaxproc import jax_env, run_python
 from helpers.tiny import SMALL
 
 JAX_PARTS = r"""
@@ -93,15 +92,8 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_the_jax_step_and_resume_state_without_tensorflow(tmp_path):
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(
-        'import sys\nsys.modules["tensorflow"] = None\n')
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"),
-           "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", JAX_PARTS, str(tmp_path), json.dumps(SMALL)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python(JAX_PARTS, tmp_path, json.dumps(SMALL), env=jax_env(tmp_path),
+                     timeout=600)
     assert out["tensorflow"] is True  # it ran without TensorFlow
     assert out["losses"][2] < 0.8 * out["losses"][0], out["losses"]
     assert out["identical"] and out["weights"] > 10

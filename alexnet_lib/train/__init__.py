@@ -18,22 +18,11 @@ their state.
 The step and the resume state are where a second backend's implementation slots in.
 """
 
-from importlib import import_module as _import_module
+from .. import lazy_exports
 
 # Loaded on first use: the JAX backend's parts import without TensorFlow.
 _EXPORTS = {"Trainer": "loop", "train": "loop", "TrainStep": "step", "ResumeState": "state",
             "Schedule": "schedule", "learning_rate_at": "schedule", "input_model": "build"}
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(_import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

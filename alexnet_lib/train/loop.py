@@ -304,9 +304,9 @@ class Trainer:
             self.step(iterator)
             if (step + 1) % read_every == 0 or (step + 1) % every == 0:
                 loss, correct = self.step.sums()
-                self.check_finite(loss / ((step + 1) * batch), epoch, step)
-                self.report.progress(step + 1, loss / ((step + 1) * batch),
-                                     correct / ((step + 1) * batch))
+                seen = (step + 1) * batch
+                self.check_finite(loss / seen, epoch, step)
+                self.report.progress(step + 1, loss / seen, correct / seen)
                 if (step + 1) % every == 0 and step + 1 < steps:
                     self.save(epoch, step + 1)
         loss, correct = self.step.sums()

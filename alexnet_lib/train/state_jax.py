@@ -80,16 +80,17 @@ class JaxResumeState:
             "epoch": epoch, "step": step, "schedule": self.schedule.state(),
             "sums": [loss, correct], "iterations": iterations}))
         kept = [Path(p).name for p in self.checkpoints if Path(p).name != name][-(KEEP - 1):]
-        write_atomic(self.folder / INDEX, json.dumps({"checkpoints": kept + [name]}))
-        for old in self.checkpoints_outside_index():
+        kept.append(name)
+        write_atomic(self.folder / INDEX, json.dumps({"checkpoints": kept}))
+        for old in self._outside(kept):
             remove_path(old)
 
-    def checkpoints_outside_index(self) -> list[Path]:
-        kept = {Path(p).name for p in self.checkpoints}
+    def _outside(self, kept: list[str]) -> list[Path]:
+        """The checkpoint files of the folder whose checkpoint is not in ``kept``."""
         if not self.folder.is_dir():
             return []
         return [p for p in self.folder.iterdir()
-                if _NAME.fullmatch(p.name) and _NAME.fullmatch(p.name)[1] not in kept]
+                if (match := _NAME.fullmatch(p.name)) and match[1] not in kept]
 
     def restore(self) -> bool:
         """Restore the newest readable checkpoint, if any. Returns whether one was found.
@@ -140,7 +141,7 @@ class JaxResumeState:
         removed = (remove_debris(self.run.path, RUN_FILES)
                    + remove_debris(self.folder, [*MODEL_FILES, "ckpt-*.npz", "ckpt-*.json",
                                                  INDEX]))
-        for path in self.checkpoints_outside_index():
+        for path in self._outside([Path(p).name for p in self.checkpoints]):
             remove_path(path)
             removed.append(path)
         return removed
