@@ -92,11 +92,15 @@ def _tower_devices(text: str | None) -> list[str] | None:
 
 
 def cmd_train(args) -> int:
-    from .distribute import make_strategy  # lazy: keeps --help fast
+    from .backend import backend_name  # lazy: keeps --help fast
     from .evaluate import evaluate  # lazy: keeps --help fast
     from .train import Trainer  # lazy: keeps --help fast
 
-    strategy = make_strategy(args.strategy)  # first: multiworker must precede other TF work
+    strategy = None
+    if backend_name() == "tensorflow":
+        from .distribute import make_strategy  # lazy: TensorFlow's alone
+
+        strategy = make_strategy(args.strategy)  # first: multiworker precedes other TF work
     config = train_config_from_args(args)
     trainer = Trainer(config, strategy=strategy)
     if trainer.datasets.skipped:

@@ -1,40 +1,43 @@
 """Class probabilities over a split, and the metrics the project reports from them.
 
 Accuracy is counted over every example (not a mean of per-batch means). Used by training
-(validation after each epoch) and by :mod:`alexnet_lib.evaluate` (the test split).
+(validation after each epoch) and by :mod:`alexnet_lib.evaluate` (the test split), on
+either backend.
 """
 
 from __future__ import annotations
-
-from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
 
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from .backend import backend_module
+
+# Each backend's pipelines, for their compiled forward pass.
+PIPELINES = {"tensorflow": ".data.pipeline_tf", "jax": ".data.pipeline_jax"}
 
 
-def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=None, *,
+def predict_probabilities(model: keras.Model, dataset, forward=None, *,
                           keep_view: int | None = None):
-    """``(probabilities N x C, labels N)`` over a dataset of ``(images, labels)``; a dataset
-    of multi-view batches (``B x V x S x S x 3``) gives view-averaged probabilities.
+    """``(probabilities N x C, labels N)`` over batches of ``(images, labels)`` (a
+    :class:`~alexnet_lib.data.datasets.Datasets` split); multi-view batches
+    (``B x V x S x S x 3``) give view-averaged probabilities.
 
     Args:
-        forward: a compiled ``x -> model(x, training=False)`` to reuse across calls.
+        forward: a compiled ``x -> model(x, training=False)`` to reuse across calls
+            (default: the backend pipeline's ``forward(model)``).
         keep_view: also return the probabilities of this one view (``N x C``) as a third
             element (for single-view batches, the probabilities themselves).
     """
-    forward = forward or tf.function(lambda x: model(x, training=False))
+    forward = forward or backend_module(PIPELINES, __package__).forward(model)
     probs, labels, kept = [], [], []
     for x, y in dataset:
-        if x.shape.rank == 5:
+        if len(x.shape) == 5:
             views = x.shape[1]
-            flat = tf.reshape(x, [-1, *x.shape[2:]])
-            per_view = tf.reshape(forward(flat), [-1, views, model.output_shape[-1]])
-            p = tf.reduce_mean(per_view, 1)
+            flat = keras.ops.reshape(x, [-1, *x.shape[2:]])
+            per_view = keras.ops.reshape(forward(flat), [-1, views, model.output_shape[-1]])
+            p = keras.ops.mean(per_view, 1)
             if keep_view is not None:
                 kept.append(np.asarray(per_view[:, keep_view], np.float64))
         else:
@@ -42,7 +45,7 @@ def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset, forward=
             if keep_view is not None:
                 kept.append(np.asarray(p, np.float64))
         probs.append(np.asarray(p, np.float64))
-        labels.append(y.numpy())
+        labels.append(np.asarray(y))
     if keep_view is None:
         return np.concatenate(probs), np.concatenate(labels)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(kept)

@@ -3,14 +3,10 @@
 On a GPU, ``mixed_bfloat16``. On a CPU the flag list does not settle it: bfloat16 is
 emulated (10x slower) without ``avx512_bf16``/``amx_bf16``, and with them it was 1.54x
 float32's speed on one host and 0.63x on another (docs/benchmarks.md), so it is measured
-once per host, preset and TensorFlow version and the result kept in the data folder.
+once per host, preset and backend version and the result kept in the data folder.
 """
 
 from __future__ import annotations
-
-from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
 
 import json
 import math
@@ -19,8 +15,8 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from .backend import backend_name, backend_version, gpu_count
 from .files import write_atomic
 from .model import Preset, build_alexnet, get_preset
 from .paths import data_dir
@@ -88,15 +84,19 @@ def resolve_precision(precision: str, preset: Preset | str = "cifar") -> str:
 def precision_decision(precision: str, preset: Preset | str = "cifar") -> tuple[str, str]:
     """:func:`choose_precision` for this machine's GPUs and CPU, measuring ``preset``'s
     training step in both precisions when the CPU has bfloat16 arithmetic (once per host,
-    preset and TensorFlow version: the result is kept in the data folder's cache)."""
+    preset and backend version: the result is kept in the data folder's cache)."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    return choose_precision(precision, gpus=len(tf.config.list_logical_devices("GPU")),
+    return choose_precision(precision, gpus=gpu_count(),
                             flags=cpu_flags(), measure=lambda: bfloat16_speedup(preset))
 
 
 def measurement_key(preset: Preset) -> str:
-    """What a cached measurement holds for: this CPU, TensorFlow version and network."""
-    return "|".join([cpu_model(), ",".join(cpu_bfloat16_flags()), tf.__version__, preset.name,
+    """What a cached measurement holds for: this CPU, the backend's version (JAX's marked
+    as such) and the network."""
+    version = backend_version()
+    if backend_name() != "tensorflow":
+        version = f"{backend_name()}-{version}"
+    return "|".join([cpu_model(), ",".join(cpu_bfloat16_flags()), version, preset.name,
                      str(preset.image_size), str(preset.towers)])
 
 

@@ -23,13 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
+import keras
 import numpy as np
-import tensorflow as tf
 
+from .backend import backend_module
 from .checks import check_int
 from .data.folders import IMAGE_EXTENSIONS, ImageError, decode_image
 from .data.preprocessing import check_views
-from .data.transforms import transform_batch
+from .metrics import PIPELINES
 from .runs import load_model, model_info
 
 
@@ -68,8 +69,8 @@ class Predictor:
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.workers = workers or os.cpu_count() or 1
         # One compiled forward pass; a shorter last batch traces once more, not per call.
-        self._forward = tf.function(lambda x: self.model(x, training=False),
-                                    reduce_retracing=True)
+        self._pipeline = backend_module(PIPELINES, __package__)
+        self._forward = self._pipeline.forward(self.model, reduce_retracing=True)
 
     def preprocess(self, image: np.ndarray):
         """uint8 ``H x W x 3`` → the model's input batch: one image, or its views."""
@@ -79,7 +80,8 @@ class Predictor:
     def _inputs(self, images: np.ndarray):
         """uint8 ``B x H x W x 3`` (one size) → ``B x S x S x 3`` or ``B x V x S x S x 3``."""
         prep = self.preprocessing
-        return transform_batch(images, prep.normalization, prep.input_size, views=self.views)
+        return self._pipeline.eval_views(images, prep.normalization, prep.input_size,
+                                         self.views)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (averaged over the views) of a uint8 batch of one size."""
@@ -87,9 +89,9 @@ class Predictor:
         if self.views == "center":
             return np.asarray(self._forward(x), np.float64)
         views = x.shape[1]
-        flat = tf.reshape(x, [-1, *x.shape[2:]])
-        per_view = tf.reshape(self._forward(flat), [-1, views, len(self.class_names)])
-        return np.asarray(tf.reduce_mean(per_view, 1), np.float64)
+        flat = keras.ops.reshape(x, [-1, *x.shape[2:]])
+        per_view = keras.ops.reshape(self._forward(flat), [-1, views, len(self.class_names)])
+        return np.asarray(keras.ops.mean(per_view, 1), np.float64)
 
     def check_top_k(self, top_k: int | None) -> int:
         """``top_k`` checked against the model's classes; ``None``: 5, or every class of a

@@ -1,20 +1,18 @@
-"""``make_datasets``: train / validation / test ``tf.data`` pipelines that never pre-resize.
+"""``make_datasets``: the train / validation / test splits in memory, and the backend's
+pipelines over them, which never pre-resize.
 
 Images stay in memory as uint8 at their stored size (150 MB for CIFAR-10). Each batch is
-gathered by index, then converted, normalized, resized to the model's input and augmented in a
-parallel ``map`` stage (the per-batch transforms of :mod:`alexnet_lib.data.transforms`), and
-prefetched; no resized copy of the data set ever exists.
+gathered by index (:meth:`Datasets.gather`), then converted, normalized, resized to the
+model's input and augmented by the backend's pipeline: a parallel ``tf.data`` ``map`` stage
+on TensorFlow (:mod:`.pipeline_tf`), compiled functions on the device on JAX
+(:mod:`.pipeline_jax`); no resized copy of the data set ever exists.
 
-Randomness is stateless, derived from ``(seed, epoch, step)``: an epoch's batches, crops,
-flips and colour jitter are the same whenever they are produced, so a resumed run sees
-exactly the data an uninterrupted one would have.
+Randomness is derived from ``(seed, epoch, step)``: an epoch's batches, crops, flips and
+colour jitter are the same whenever they are produced, so a resumed run sees exactly the
+data an uninterrupted one would have.
 """
 
 from __future__ import annotations
-
-from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
 
 import dataclasses
 import os
@@ -22,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
+from ..backend import backend_module
 from ..checks import check_int
 from ..model import Preset, get_preset
 from .order import epoch_batches, epoch_flips
@@ -36,7 +34,9 @@ from .preprocessing import (
     resize_image,
 )
 from .sources import data_fingerprint, load_source
-from .transforms import transform_batch
+
+# Each backend's pipelines over a Datasets' splits.
+PIPELINES = {"tensorflow": ".pipeline_tf", "jax": ".pipeline_jax"}
 
 
 def _subset(n: int, k: int | None, rng: np.random.Generator, what: str) -> np.ndarray:
@@ -80,6 +80,8 @@ class Datasets:
     skipped: list[Path] = dataclasses.field(default_factory=list)
     eval_batch_size: int | None = None
     fingerprint: str | None = None
+    # The backend's compiled transforms of these splits, built once (see .pipeline_jax).
+    compiled: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -98,92 +100,70 @@ class Datasets:
                              input_size=self.input_size, stored_size=self.stored_size,
                              normalization=self.normalization, eval_views=eval_views)
 
-    def _indexed(self, split: str, index: np.ndarray, fn, deterministic=True) -> tf.data.Dataset:
-        """``fn(step, uint8_batch, labels, rows)`` over batches of ``index`` rows of ``split``.
+    @property
+    def pipeline(self):
+        """The backend's pipelines over these splits (:mod:`.pipeline_tf` on TensorFlow,
+        :mod:`.pipeline_jax` on JAX)."""
+        return backend_module(PIPELINES, __package__)
 
-        Rows are gathered from the NumPy arrays themselves (no second copy of the data set
-        as TensorFlow constants). Large batches (the upsampled presets) keep at most two in
-        flight, so peak memory stays bounded; small ones let tf.data tune parallelism.
-        """
-        steps = tf.data.Dataset.range(len(index))
-        index_ds = tf.data.Dataset.from_tensor_slices(tf.ragged.constant(index).to_tensor(-1)
-                                                      if isinstance(index, list) else index)
-        ds = tf.data.Dataset.zip(steps, index_ds)
-        images, labels_np = self.splits[split]
+    def gather(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``rows`` of ``split`` as a uint8 batch at the stored size (images of several
+        sizes brought to :meth:`canvas_size` first) and int32 labels."""
+        images, labels = self.splits[split]
         if isinstance(images, np.ndarray):
-            shape = images.shape[1:]
+            return images[rows], labels[rows].astype(np.int32)
+        size = self.canvas_size()
+        return (np.stack([resize_image(images[i], size) for i in rows]),
+                labels[rows].astype(np.int32))
 
-            def load(rows):
-                rows = rows[rows >= 0]
-                return images[rows], labels_np[rows].astype(np.int32)
-        else:
-            # Images of several sizes: bring each to the canvas size first.
-            size = self.canvas_size()
-            shape = (size, size, 3)
-
-            def load(rows):
-                rows = rows[rows >= 0]
-                return (np.stack([resize_image(images[i], size) for i in rows]),
-                        labels_np[rows].astype(np.int32))
-
-        def gather(step, rows):
-            x, y = tf.numpy_function(load, [rows], (tf.uint8, tf.int32), stateful=False)
-            x.set_shape([None, *shape])
-            y.set_shape([None])
-            return fn(step, x, y, rows)
-        batch_bytes = self.batch_size * self.input_size ** 2 * 3 * 4
-        large = batch_bytes > 16 * 2 ** 20
-        ds = ds.map(gather, num_parallel_calls=2, deterministic=deterministic)
-        # Fixed parallelism, autotuning off: an autotuned iterator's destructor waits for
-        # tf.data's tuning thread, which sleeps for up to a minute between its rounds, so
-        # dropping each epoch's iterator stalled training for 0-35 s (measured). Two
-        # batches mapped at once keep the step fed (the pipeline makes ~30,000 images/s).
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return ds.prefetch(2 if large else 4).with_options(options)
+    def batch_shape(self, split: str) -> tuple[int, int, int]:
+        """The shape of one image of :meth:`gather`'s batches."""
+        images = self.splits[split][0]
+        if isinstance(images, np.ndarray):
+            return tuple(images.shape[1:])
+        size = self.canvas_size()
+        return (size, size, 3)
 
     def canvas_size(self) -> int:
         """The common size images of several sizes are brought to before cropping."""
         policy, value = crop_policy(self.input_size)
         return self.input_size if policy == "pad" else value
 
-    def train(self, epoch: int = 0, start_step: int = 0) -> tf.data.Dataset:
-        """Epoch ``epoch``'s batches from step ``start_step`` on: ``(images, labels)``."""
+    def train_rows(self, epoch: int = 0, start_step: int = 0) -> np.ndarray:
+        """The rows of each batch of epoch ``epoch`` from step ``start_step`` on."""
         n, b = self.size("train"), self.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"The training split has {n} images, fewer than one batch of "
                              f"{b}: lower batch_size or use more training images.")
-        batches = epoch_batches(n, b, self.seed, epoch, start_step)
-        norm, size, augment, seed, first = (self.normalization, self.input_size, self.augment,
-                                            self.seed, start_step)
-        flips = None
-        if augment.flip and augment.flip_mode == "alternate":
-            flips = tf.constant(epoch_flips(n, self.seed, epoch))
+        return epoch_batches(n, b, self.seed, epoch, start_step)
 
-        def fn(step, x, y, rows):
-            batch_seed = tf.stack([tf.constant(seed, tf.int64),
-                                   tf.constant(epoch, tf.int64) * 1_000_003 + step + first])
-            flip = None if flips is None else tf.gather(flips, rows)
-            return transform_batch(x, norm, size, augment=augment, seed=batch_seed,
-                                   flip=flip), y
-        return self._indexed("train", batches, fn)
+    def train_flips(self, epoch: int) -> np.ndarray | None:
+        """``flip=alternate``: which training images epoch ``epoch`` mirrors (else None)."""
+        if self.augment.flip and self.augment.flip_mode == "alternate":
+            return epoch_flips(self.size("train"), self.seed, epoch)
+        return None
 
-    def evaluation(self, split: str, views: str = "center") -> tf.data.Dataset:
-        """One pass over ``split`` in stored order, no augmentation."""
+    def eval_rows(self, split: str) -> list[np.ndarray]:
+        """The rows of each batch of one pass over ``split`` in stored order."""
         if split not in self.splits:
             raise ValueError(f"This data source has no {split!r} split (it has "
                              f"{sorted(self.splits)}).")
         n, b = self.size(split), self.eval_batch_size or self.batch_size
-        batches = [np.arange(i, min(i + b, n)) for i in range(0, n, b)]
-        norm, size = self.normalization, self.input_size
-        return self._indexed(split, batches,
-                             lambda step, x, y, rows: (transform_batch(x, norm, size,
-                                                                       views=views), y))
+        return [np.arange(i, min(i + b, n)) for i in range(0, n, b)]
 
-    def val(self) -> tf.data.Dataset | None:
+    def train(self, epoch: int = 0, start_step: int = 0):
+        """Epoch ``epoch``'s batches from step ``start_step`` on: ``(images, labels)``,
+        transformed by the backend's pipeline (a ``tf.data.Dataset`` on TensorFlow)."""
+        return self.pipeline.train_batches(self, epoch, start_step)
+
+    def evaluation(self, split: str, views: str = "center"):
+        """One pass over ``split`` in stored order, no augmentation."""
+        return self.pipeline.eval_batches(self, split, views)
+
+    def val(self):
         return self.evaluation("val") if self.size("val") else None
 
-    def test(self, views: str = "center") -> tf.data.Dataset:
+    def test(self, views: str = "center"):
         return self.evaluation("test", views)
 
 

@@ -14,10 +14,6 @@ loss, gradient, weight or optimizer slot was non-finite.
 
 from __future__ import annotations
 
-from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
-
 import math
 import time
 import weakref
@@ -25,12 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import keras
-import tensorflow as tf
 
+from ..backend import backend_module
 from ..config import ResolvedConfig, TrainConfig
 from ..data.datasets import Datasets
-from ..distribute import check_devices, distribute_batches, make_strategy
-from ..distribute import is_chief as chief_from_tf_config
 from ..errors import LOSS_OR_GRADIENTS, TrainingDiverged
 from ..files import FolderLock
 from ..metrics import classification_metrics, predict_probabilities
@@ -39,10 +33,12 @@ from ..precision import cpu_bfloat16_flags, precision_decision
 from ..run_data import build_datasets
 from ..runs import RunFolder, inference_model, save_model
 from .build import conv1, input_model, make_optimizer, whiten_conv1
-from .report import Reporter, backend_info, devices_line
+from .finite import nonfinite_variables
+from .report import Reporter, backend_info
 from .schedule import Schedule
-from .state import ResumeState
-from .step import TrainStep, nonfinite_variables
+
+# Each backend's parts of a run (strategy, step, resume state, batches, devices line).
+PARTS = {"tensorflow": ".parts_tf", "jax": ".parts_jax"}
 
 # How a resumed run's precision is explained: the one it started in, kept.
 RECORDED = "kept from the run's start"
@@ -77,23 +73,25 @@ class Trainer:
 
     Args:
         config: the run's configuration.
-        strategy: a ``tf.distribute`` strategy (default: ``make_strategy(config.strategy)``).
+        strategy: a ``tf.distribute`` strategy on TensorFlow (default:
+            ``make_strategy(config.strategy)``); refused on JAX.
         datasets: prebuilt :class:`Datasets` (to share data already in memory).
         log: where messages go (default stdout; progress bars only there).
-        is_chief: whether this worker writes the run folder (default: from ``TF_CONFIG``,
-            see :func:`alexnet_lib.distribute.is_chief`).
+        is_chief: whether this worker writes the run folder (default: from ``TF_CONFIG`` on
+            TensorFlow, see :func:`alexnet_lib.distribute.is_chief`; JAX runs one process).
         on_epoch_end: callables ``f(row, history)`` run after each epoch's history row is
             written (e.g. a notebook's live learning curves).
     """
 
-    def __init__(self, config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None,
+    def __init__(self, config: TrainConfig, *, strategy=None,
                  datasets: Datasets | None = None, log=None, is_chief: bool | None = None,
                  on_epoch_end: Sequence[Callable] = ()):
         resolved = config.resolve()  # checked once; settled below into self.resolved
         self.config, self.on_epoch_end = resolved.config, list(on_epoch_end)
         self.requested_precision = resolved.recipe.precision
-        self.strategy = strategy or make_strategy(self.config.strategy)
-        self.is_chief = chief_from_tf_config() if is_chief is None else is_chief
+        self.parts = backend_module(PARTS, __package__).Parts(self.config, strategy)
+        self.strategy = getattr(self.parts, "strategy", None)
+        self.is_chief = self.parts.is_chief() if is_chief is None else is_chief
         self.run_dir = Path(self.config.run_dir)
         self.run = RunFolder(self.run_dir)
         self.ckpt_dir = self.run.checkpoints
@@ -122,12 +120,11 @@ class Trainer:
         # A folder with a configuration but no checkpoint holds a start that failed before
         # its first checkpoint: nothing to resume, so its files do not bind this start.
         self.resumable = self.run.resumable
-        if config.tower_devices:
-            check_devices(config.tower_devices)
         if self.resumable:
             self.run.check_same_config(config)
         resolved = resolved.with_precision(*run_precision(self.run, resolved,
                                                           self.resumable))
+        self.parts.check_precision(resolved.recipe.precision)
         keras.utils.set_random_seed(config.seed)
         keras.config.set_dtype_policy(resolved.recipe.precision)
         resumed = self.run if self.resumable else None
@@ -139,7 +136,7 @@ class Trainer:
                 resumed.check_data(datasets.fingerprint, datasets.source)
             resolved = resolved.with_classes(datasets.num_classes)
         self.datasets, self.resolved = datasets, resolved
-        replicas = self.strategy.num_replicas_in_sync
+        replicas = self.parts.replicas
         if self.recipe.batch_size % replicas:
             raise ValueError(f"batch_size={self.recipe.batch_size} does not split evenly over "
                              f"{replicas} replicas: use a multiple of {replicas}.")
@@ -149,7 +146,7 @@ class Trainer:
                 f"batch_size={self.recipe.batch_size} is larger than the training split "
                 f"({datasets.size('train')} images): pass a smaller --batch-size or use "
                 f"more training images.")
-        with self.strategy.scope():
+        with self.parts.scope():
             self.model = input_model(build_alexnet(self.preset, tower_devices=config.tower_devices),
                                      datasets)
             if self.recipe.conv1_init == "whiten" and not self.resumable:
@@ -159,11 +156,12 @@ class Trainer:
             self.optimizer = make_optimizer(self.recipe)
             self.optimizer.build(self.model.trainable_variables)
         self.schedule = Schedule(self.recipe, self.steps_per_epoch, self.optimizer)
-        self.step = TrainStep(self.model, self.optimizer, self.recipe, self.preset.num_classes,
-                              self.strategy)
-        self.state = ResumeState(self.run, self.model, self.optimizer, self.step, self.schedule,
-                                 self.strategy, is_chief=self.is_chief, say=self.report.say)
-        self._eval_step = tf.function(lambda x: self.model(x, training=False))
+        self.step = self.parts.make_step(self.model, self.optimizer, self.recipe,
+                                         self.preset.num_classes)
+        self.state = self.parts.make_state(self.run, self.model, self.optimizer, self.step,
+                                           self.schedule, is_chief=self.is_chief,
+                                           say=self.report.say)
+        self._eval_step = self.parts.forward(self.model)
         if self.is_chief:
             removed = self.state.remove_debris()
             if removed:
@@ -178,12 +176,12 @@ class Trainer:
     # ---- what the run computes and writes
     def devices_line(self) -> str:
         """One line: where the run computes and in which precision, and why."""
-        return devices_line(self.strategy, self.config.tower_devices, self.recipe.precision,
-                            self.precision_reason)
+        return self.parts.devices_line(self.recipe.precision, self.precision_reason)
 
-    def evaluate_split(self, dataset: tf.data.Dataset) -> dict[str, float]:
+    def evaluate_split(self, dataset) -> dict[str, float]:
         """Loss and accuracy over every example of ``dataset`` (no augmentation, no dropout;
         the moving average of the weights where the recipe keeps one)."""
+        self.step.sync()
         with self.schedule.averaged_weights(self.model):
             probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
         metrics = classification_metrics(probs, labels, self.datasets.class_names)
@@ -199,6 +197,7 @@ class Trainer:
         """Save ``last.keras`` (and ``best.keras``; ``epoch-N.keras`` for ``epoch``), with
         the weights' average where the recipe keeps one."""
         self.check_finite()
+        self.step.sync()
         with self.schedule.averaged_weights(self.model):
             model = self.inference_model()
             for path in ([self.run.model("last")] + [self.run.model("best")] * best
@@ -223,9 +222,7 @@ class Trainer:
              "precision": {"requested": self.requested_precision,
                            "chosen": self.recipe.precision, "reason": self.precision_reason,
                            "cpu_bfloat16_flags": cpu_bfloat16_flags()},
-             "backend": backend_info(),
-             "tensorflow": tf.__version__, "keras": keras.__version__,
-             "devices": [d.name for d in tf.config.list_logical_devices()]})
+             "backend": backend_info()})
 
     # ---- the loop
     def restore(self) -> bool:
@@ -259,7 +256,7 @@ class Trainer:
                 f"new --run-dir for a new run).")
         elif resumed:
             say(f"Resuming {self.run_dir} at epoch {state.epoch + 1}, step {state.step} "
-                f"(optimizer step {int(self.optimizer.iterations.numpy())}).")
+                f"(optimizer step {int(keras.ops.convert_to_numpy(self.optimizer.iterations))}).")
         else:
             say(f"Training {self.preset.name!r} with recipe {self.recipe.name!r} on "
                 f"{self.datasets.source}: {self.datasets.size('train')} training images, "
@@ -279,6 +276,7 @@ class Trainer:
                     hook(row, history)
         if self.is_chief and not self.run.model("last").exists():
             self.export(best=not self.run.model("best").exists())
+        self.step.sync()
         self.schedule.finalize(self.model)
         state.close()
         return history
@@ -289,12 +287,7 @@ class Trainer:
         batch, every = self.recipe.batch_size, self.config.checkpoint_every
         if start_step == 0:
             self.step.reset_sums()
-        if self.strategy.num_replicas_in_sync > 1:
-            dataset = distribute_batches(self.strategy,
-                                         lambda: self.datasets.train(epoch, start_step))
-        else:
-            dataset = self.datasets.train(epoch, start_step)
-        iterator = iter(dataset)
+        iterator = iter(self.parts.batches(self.datasets, epoch, start_step))
         self.report.start_epoch(epoch, self.recipe.epochs, steps, start_step)
         # The (all-reduced) sums are read every `read_every` steps: the same steps on every
         # worker of a cluster, whatever it prints.
@@ -339,6 +332,7 @@ class Trainer:
             if kind == LOSS_OR_GRADIENTS:
                 self._diverged(f"The loss or its gradients became non-finite (NaN or "
                                f"infinite) {where}.")
+            self.step.sync()
             bad = nonfinite_variables(self.model, self.optimizer)
             named = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             self._diverged(f"The update {where} left non-finite values in the model or "

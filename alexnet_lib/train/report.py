@@ -4,18 +4,14 @@ TensorFlow needed). Only the chief worker of a cluster speaks and writes."""
 
 from __future__ import annotations
 
-from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
-
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import keras
-import tensorflow as tf
 from tensorboard.summary import Writer
+
+from ..backend import backend_name, backend_version, devices
 
 # The epoch scalars written to TensorBoard.
 SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -80,30 +76,15 @@ class Reporter:
 def backend_info() -> dict[str, Any]:
     """Keras's backend: its name, version and devices (as ``resolved.yaml`` records them),
     and Keras's version."""
-    name = keras.backend.backend()
-    module = importlib.import_module(name)
-    if name == "tensorflow":
-        devices = [d.name for d in tf.config.list_logical_devices()]
-    elif name == "jax":
-        devices = [str(d) for d in module.devices()]
-    else:
-        devices = []
-    return {"name": name, "version": getattr(module, "__version__", "unknown"),
-            "keras": keras.__version__, "devices": devices}
+    return {"name": backend_name(), "version": backend_version(), "keras": keras.__version__,
+            "devices": devices()}
 
 
-def devices_line(strategy: tf.distribute.Strategy, tower_devices: list[str] | None,
+def devices_line(devices: list[str], replicas: int, tower_devices: list[str] | None,
                  precision: str, reason: str) -> str:
     """One line: where the run computes, on which Keras backend, in which precision and
     why."""
-    replicas = strategy.num_replicas_in_sync
-    try:
-        devices = sorted({name.split("device:")[-1] for name in strategy.extended.worker_devices})
-    except RuntimeError:  # the default strategy: TensorFlow's placement, GPU first
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [gpus[0].name.split("device:")[-1] if gpus else "CPU:0"]
     placed = f"; towers on {', '.join(tower_devices)}" if tower_devices else ""
-    backend = backend_info()
     return (f"Devices: {', '.join(devices)} ({replicas} replica{'s' * (replicas > 1)}"
-            f"{placed}); backend {backend['name']} {backend['version']}; precision {precision} "
+            f"{placed}); backend {backend_name()} {backend_version()}; precision {precision} "
             f"({reason}).")

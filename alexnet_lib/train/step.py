@@ -20,11 +20,11 @@ from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ..config import Recipe
 from ..errors import LOSS_OR_GRADIENTS, STATE
+from .finite import float_state
 
 
 def all_finite(tensors) -> tf.Tensor:
@@ -33,18 +33,6 @@ def all_finite(tensors) -> tf.Tensor:
     is divergence too)."""
     sums = [tf.reduce_sum(tf.cast(t, tf.float32)) for t in tensors if t is not None]
     return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
-
-
-def float_state(model: keras.Model, optimizer) -> list:
-    """The model's trainable weights and the optimizer's floating-point slots."""
-    slots = [v for v in optimizer.variables if "float" in str(v.dtype)]
-    return list(model.trainable_variables) + slots
-
-
-def nonfinite_variables(model: keras.Model, optimizer) -> list[str]:
-    """The paths of the weights and optimizer slots that hold a NaN or an infinity."""
-    return [v.path for v in float_state(model, optimizer)
-            if not np.isfinite(np.asarray(keras.ops.convert_to_numpy(v), np.float64)).all()]
 
 
 class TrainStep:
@@ -79,6 +67,10 @@ class TrainStep:
 
     def __call__(self, iterator) -> None:
         self._step(iterator)
+
+    def sync(self) -> None:
+        """Nothing to do: the Keras variables are the state (the JAX step's ``sync`` writes
+        its state into them)."""
 
     def reset_sums(self) -> None:
         self.loss_sum.assign(0.0)
