@@ -19,7 +19,7 @@ ARGS ?=
 PARAMS ?= smoke
 KERNEL := alexnet-cifar10
 
-.PHONY: help setup train test test-fast bench notebooks ablations lab clean
+.PHONY: help setup train test test-fast bench notebooks ablations lab gpu-kit clean
 
 help:
 	@echo "make train   train the default CPU job and evaluate it (PRESET=$(PRESET) DATA=$(DATA))"
@@ -29,6 +29,7 @@ help:
 	@echo "make notebooks PARAMS=smoke|cpu|gpu-seed|gpu-paper   run the four notebooks (papermill)"
 	@echo "make ablations PARAMS=smoke|full   the paper's claims: notebook 05's sweep (papermill)"
 	@echo "make lab     start JupyterLab with the project's kernel"
+	@echo "make gpu-kit   gpu-kit/: wheels and data for a JAX-only GPU machine (tools/gpu_check.sh)"
 	@echo "make clean   remove caches (keeps .venv, data/ and runs/)"
 
 $(STAMP): pyproject.toml
@@ -74,6 +75,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_precision.py
+
+# What a JAX-only GPU machine without network lacks (the wheels pinned by hash in
+# tools/gpu-kit/, the CIFAR-10 JPEG copy packed when it is at hand): run there
+# `bash tools/gpu_check.sh` with gpu-kit/ beside the project.
+gpu-kit:
+	$(PYTHON) tools/gpu_kit.py build
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -2,32 +2,34 @@
 layer's effect, forward-pass speed, a finished run's predictions, its most confident
 mistakes and the paper's nearest neighbours in fc7 feature space.
 
-Everything here returns plain NumPy values; :mod:`alexnet_lib.plots` draws them.
+Everything here returns plain NumPy values; :mod:`alexnet_lib.plots` draws them. The
+backend's pipeline (:mod:`alexnet_lib.data.pipeline_tf` or ``pipeline_jax``) transforms the
+images and compiles the forward passes, so the notebooks run on either backend.
 """
 
 from __future__ import annotations
-
-from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
-
-# isort: split
 
 import time
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from .backend import backend_module
 from .checks import check_int
 from .data.datasets import Datasets
 from .data.preprocessing import Normalization, compute_normalization, resize_image
-from .data.transforms import transform_batch
 from .layers import TowerConv2D
-from .metrics import predict_probabilities
+from .metrics import PIPELINES, predict_probabilities
 
 # Pixels in 0..1, unchanged: shows exactly the crops and resizing the pipeline applies.
 IDENTITY = Normalization(mode="channel", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                          eigval=(0.0, 0.0, 0.0), eigvec=((1.0, 0.0, 0.0),) * 3)
+
+
+def _pipeline():
+    """The backend's pipeline module (its ``eval_views`` and compiled ``forward``)."""
+    return backend_module(PIPELINES, __package__)
 
 
 # ----------------------------------------------------------------------------- data
@@ -64,8 +66,8 @@ def channel_statistics(images: np.ndarray) -> dict[str, Any]:
 def model_view(images: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 images as the model receives them at ``image_size`` (evaluation's resize and
     centre crop, no normalization), as uint8 for display."""
-    x = transform_batch(tf.constant(np.asarray(images, np.uint8)), IDENTITY, image_size)
-    return np.clip(np.round(x.numpy() * 255.0), 0, 255).astype(np.uint8)
+    x = _pipeline().eval_views(np.asarray(images, np.uint8), IDENTITY, image_size)
+    return np.clip(np.round(keras.ops.convert_to_numpy(x) * 255.0), 0, 255).astype(np.uint8)
 
 
 def take_images(images, index, size: int | None = None) -> np.ndarray:
@@ -144,13 +146,14 @@ def time_forward(model: keras.Model, batch_size: int = 16, steps: int = 5,
     on random input, after ``warmup`` calls (``clock``: seconds, read before and after the
     timed steps)."""
     batch_size, steps = check_int("batch_size", batch_size, 1), check_int("steps", steps, 1)
-    forward = tf.function(lambda x: model(x, training=False))
-    x = tf.random.normal([batch_size, *model.input_shape[1:]])
+    forward = _pipeline().forward(model)
+    x = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal(
+        (batch_size, *model.input_shape[1:]), np.float32))
     for _ in range(max(warmup, 1)):
-        forward(x).numpy()
+        keras.ops.convert_to_numpy(forward(x))
     started = clock()
     for _ in range(steps):
-        forward(x).numpy()
+        keras.ops.convert_to_numpy(forward(x))
     seconds = (clock() - started) / steps
     return {"images_per_second": batch_size / seconds, "ms_per_batch": 1000 * seconds,
             "batch_size": batch_size}
@@ -202,12 +205,12 @@ def image_features(model: keras.Model, images: np.ndarray, datasets: Datasets,
                    layer: str = "fc7", batch_size: int = 256) -> np.ndarray:
     """``layer``'s activations (dropout off) for uint8 images at their stored size,
     preprocessed as ``datasets`` evaluates them."""
-    extractor = layer_outputs(model, [layer])
-    forward = tf.function(lambda x: extractor(x, training=False))
+    pipeline = _pipeline()
+    forward = pipeline.forward(layer_outputs(model, [layer]))
     out = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], np.uint8)
-        x = transform_batch(tf.constant(batch), datasets.normalization, datasets.input_size)
+        x = pipeline.eval_views(batch, datasets.normalization, datasets.input_size)
         out.append(np.asarray(forward(x)))
     return np.concatenate(out)
 
