@@ -174,7 +174,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_saved_model  # lazy: keeps --help fast
+    from .backend import refuse_on_jax  # lazy: keeps --help fast
+
+    refuse_on_jax("export (a TensorFlow SavedModel)",
+                  "Export where TensorFlow is installed (KERAS_BACKEND=tensorflow python -m "
+                  "alexnet_lib export ...): the .keras file is the same on both backends.")
+    from .export import export_saved_model  # lazy: TensorFlow's alone
 
     out = export_saved_model(args.checkpoint, args.out, views=args.views)
     print(f"Wrote the SavedModel {out}: signatures 'serving_default'/'serve' (uint8 images "

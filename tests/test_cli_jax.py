@@ -139,3 +139,49 @@ def test_divergence_on_jax_is_one_error_and_saves_nothing_non_finite(jax_runs, t
         with np.load(path) as arrays:
             assert all(np.isfinite(arrays[k]).all() for k in arrays.files
                        if arrays[k].dtype.kind == "f")
+
+
+NOTEBOOKS = r"""
+import json, sys
+from pathlib import Path
+from alexnet_lib.notebooks import make_tiny_dataset, run_notebooks
+root = Path(sys.argv[1])
+data = make_tiny_dataset(root / "tiny", train_per_class=30, test_per_class=10)
+run = run_notebooks({"run_dir": str(root / "run"), "data": str(data), "preset": "cifar",
+                     "recipe": "cpu", "epochs": 1, "train_subset": 200, "val_size": 50,
+                     "test_subset": 100, "samples": 4, "bank_size": 100})
+print(json.dumps({"notebooks": sorted(p.name for p in (run / "notebooks").glob("*.ipynb")),
+                  "figures": sorted(p.name for p in (run / "figures").glob("*.png")),
+                  "tensorflow": sys.modules.get("tensorflow", "absent") is None}))
+"""
+
+
+@pytest.mark.slow
+def test_the_notebooks_run_on_jax_without_tensorflow(tmp_path):
+    out = run_python(NOTEBOOKS, tmp_path, env=jax_env(tmp_path), timeout=900)
+    assert out["tensorflow"] is True
+    assert out["notebooks"] == ["01_data_exploration.ipynb", "02_model_building.ipynb",
+                                "03_training.ipynb", "04_results.ipynb"]
+    assert {"samples.png", "lrn_effect.png", "learning_curves.png", "confusion.png",
+            "nearest_neighbours.png"} <= set(out["figures"]), out["figures"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, named", [
+    (["--towers-on", "/GPU:0,/GPU:1"], "--towers-on /GPU:0,/GPU:1 needs the TensorFlow"),
+    (["--strategy", "mirrored"], "--strategy mirrored is a tf.distribute strategy"),
+    (["--precision", "mixed_float16"], "--precision mixed_bfloat16"),
+])
+def test_what_only_tensorflow_does_is_refused_on_jax(tree, tmp_path, extra, named):
+    code, out = _finish([*cli_args(tree, tmp_path / "run"), *extra], jax_env(tmp_path))
+    assert code == 2 and out.count("error:") == 1 and named in out, out
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_export_is_refused_on_jax_naming_the_alternative(tmp_path):
+    code, out = _finish(["export", "--checkpoint", tmp_path / "m.keras", "--out",
+                         tmp_path / "out"], jax_env(tmp_path))
+    assert code == 2 and out.startswith("error: export (a TensorFlow SavedModel) needs the "
+                                        "TensorFlow backend"), out
+    assert "KERAS_BACKEND=tensorflow" in out and not (tmp_path / "out").exists()

@@ -88,7 +88,8 @@ class JaxTrainStep:
 
     def __call__(self, iterator) -> None:
         x, y = next(iterator)
-        lr = jnp.asarray(keras.ops.convert_to_numpy(self.optimizer.learning_rate), jnp.float32)
+        # The variable's device value: no copy to the host, so nothing waits on the device.
+        lr = jnp.asarray(keras.ops.convert_to_tensor(self.optimizer.learning_rate), jnp.float32)
         self.state = self._step(self.state, jnp.asarray(x), jnp.asarray(y), lr)
 
     # ---- the compiled step
