@@ -185,3 +185,21 @@ def test_export_is_refused_on_jax_naming_the_alternative(tmp_path):
     assert code == 2 and out.startswith("error: export (a TensorFlow SavedModel) needs the "
                                         "TensorFlow backend"), out
     assert "KERAS_BACKEND=tensorflow" in out and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_data_parallel_over_two_devices_gives_the_one_device_run(tree, tmp_path):
+    """Two CPU devices stand in for two GPUs: the state replicated, each batch split; the
+    history agrees with one device's up to the order of the gradients' sums."""
+    env = jax_env(tmp_path, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    histories = {}
+    for strategy in ("one", "auto"):
+        run = tmp_path / strategy
+        code, out = _finish([*cli_args(tree, run, "--no-evaluate"), "--strategy", strategy],
+                            env)
+        assert code == 0, out
+        assert ("(2 replicas)" in out) == (strategy == "auto"), out
+        histories[strategy] = _history(run)
+    for one, two in zip(histories["one"], histories["auto"], strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+            assert float(two[key]) == pytest.approx(float(one[key]), rel=1e-5, abs=1e-6), key

@@ -24,7 +24,8 @@ from .step_jax import JaxTrainStep
 
 
 class Parts:
-    """What a run computes with on JAX: one device (the first of ``jax.devices()``).
+    """What a run computes with on JAX: with ``strategy: auto`` every local device of JAX's
+default platform (each GPU; data parallel when there are several), with ``one`` the first.
 
     Raises:
         ValueError: for a ``strategy`` object, ``tower_devices``, a strategy other than
@@ -34,8 +35,8 @@ class Parts:
     def __init__(self, config: TrainConfig, strategy=None):
         if strategy is not None:
             raise ValueError("A tf.distribute strategy needs the TensorFlow backend; this "
-                             "process runs on jax: leave strategy unset (KERAS_BACKEND=jax "
-                             "trains on one device).")
+                             "process runs on jax: leave strategy unset (on JAX, --strategy "
+                             "auto trains data parallel over the local devices).")
         if config.tower_devices:
             raise ValueError(f"--towers-on {','.join(config.tower_devices)} needs the "
                              f"TensorFlow backend (towers are placed with tf.device); this "
@@ -44,14 +45,18 @@ class Parts:
         if config.strategy not in ("auto", "one"):
             raise ValueError(f"--strategy {config.strategy} is a tf.distribute strategy and "
                              f"needs the TensorFlow backend; this process runs on jax. Pass "
-                             f"--strategy auto (one device), or set KERAS_BACKEND=tensorflow.")
+                             f"--strategy auto (data parallel over the local devices) or one, or "
+                             f"set KERAS_BACKEND=tensorflow.")
         if os.environ.get("TF_CONFIG"):
             raise ValueError("TF_CONFIG describes a multi-worker cluster, which needs the "
                              "TensorFlow backend; this process runs on jax. Unset TF_CONFIG, "
                              "or set KERAS_BACKEND=tensorflow.")
-        self.device = jax.devices()[0]
+        local = jax.local_devices()
+        self.devices = local if config.strategy == "auto" else local[:1]
 
-    replicas = 1
+    @property
+    def replicas(self) -> int:
+        return len(self.devices)
 
     def is_chief(self) -> bool:
         return True
@@ -68,7 +73,7 @@ class Parts:
 
     def make_step(self, model: keras.Model, optimizer, recipe: Recipe,
                   num_classes: int) -> JaxTrainStep:
-        return JaxTrainStep(model, optimizer, recipe, num_classes)
+        return JaxTrainStep(model, optimizer, recipe, num_classes, devices=self.devices)
 
     def make_state(self, run: RunFolder, model: keras.Model, optimizer, step: JaxTrainStep,
                    schedule: Schedule, *, is_chief: bool,
@@ -82,4 +87,5 @@ class Parts:
         return pipeline_jax.forward(model)
 
     def devices_line(self, precision: str, reason: str) -> str:
-        return devices_line([str(self.device)], 1, None, precision, reason)
+        return devices_line([f"{d.platform}:{d.id}" for d in self.devices], self.replicas, None,
+                            precision, reason)

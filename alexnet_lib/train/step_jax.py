@@ -8,6 +8,11 @@ kernel's gradient, the update. The whole state -- trainable and non-trainable we
 and the non-finite flags -- is one pytree, donated to each step; the host reads values only
 when the loop asks (:meth:`sums`, :meth:`nonfinite`). The learning rate is read from the
 optimizer's variable at every call, where :class:`~.schedule.Schedule` sets it.
+
+Data parallel over several devices (``devices``): the state is replicated on every device
+and each batch split along its first axis over them; XLA partitions the one compiled step
+and sums the gradients across the devices, so the run is the one-device run up to the
+order of those sums.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..config import Recipe
 from ..errors import LOSS_OR_GRADIENTS, STATE
@@ -38,15 +44,22 @@ class JaxTrainStep:
     """
 
     def __init__(self, model: keras.Model, optimizer, recipe: Recipe, num_classes: int,
-                 check_finite: bool = True):
+                 check_finite: bool = True, devices: list | None = None):
         self.model, self.optimizer, self.recipe = model, optimizer, recipe
         self.num_classes, self.check_finite = num_classes, check_finite
+        self.devices = list(devices or [])
+        self._replicated = self._split = None
+        if len(self.devices) > 1:
+            mesh = Mesh(np.array(self.devices), ("batch",))
+            self._replicated = NamedSharding(mesh, PartitionSpec())
+            self._split = NamedSharding(mesh, PartitionSpec("batch"))
         self._lr_index = next(i for i, v in enumerate(optimizer.variables)
                               if v.path.endswith("/learning_rate"))
         self._iterations_index = next(i for i, v in enumerate(optimizer.variables)
                                       if v.path.endswith("/iteration"))
         self.load()
-        self._step = jax.jit(self._build(), donate_argnums=0)
+        self._step = jax.jit(self._build(), donate_argnums=0,
+                             **({"out_shardings": self._replicated} if self._replicated else {}))
 
     # ---- the state
     def load(self) -> None:
@@ -59,6 +72,12 @@ class JaxTrainStep:
                       "optimizer": copy(self.optimizer.variables),
                       "sums": jnp.zeros(2, jnp.float32),
                       "nonfinite": jnp.array([-1, 0], jnp.int32)}
+        self._place()
+
+    def _place(self) -> None:
+        """The state replicated on every device (data parallel), else left where it is."""
+        if self._replicated is not None:
+            self.state = jax.device_put(self.state, self._replicated)
 
     def sync(self) -> None:
         """Write the state into the Keras variables (copies, for the same reason)."""
@@ -74,11 +93,13 @@ class JaxTrainStep:
         return float(loss), float(correct)
 
     def reset_sums(self) -> None:
-        self.state["sums"] = jnp.zeros(2, jnp.float32)
+        self.set_sums(0.0, 0.0)
 
     def set_sums(self, loss: float, correct: float) -> None:
         """The running sums as a checkpoint kept them (a run resumed mid-epoch)."""
-        self.state["sums"] = jnp.array([loss, correct], jnp.float32)
+        sums = jnp.array([loss, correct], jnp.float32)
+        self.state["sums"] = (sums if self._replicated is None
+                              else jax.device_put(sums, self._replicated))
 
     def nonfinite(self) -> tuple[int, int]:
         """``(optimizer step, kind)`` where a non-finite value first appeared (``-1``:
@@ -88,6 +109,8 @@ class JaxTrainStep:
 
     def __call__(self, iterator) -> None:
         x, y = next(iterator)
+        if self._split is not None:
+            x, y = jax.device_put(x, self._split), jax.device_put(np.asarray(y), self._split)
         # The variable's device value: no copy to the host, so nothing waits on the device.
         lr = jnp.asarray(keras.ops.convert_to_tensor(self.optimizer.learning_rate), jnp.float32)
         self.state = self._step(self.state, jnp.asarray(x), jnp.asarray(y), lr)
