@@ -9,6 +9,10 @@ images and compiles the forward passes, so the notebooks run on either backend.
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import time
 from typing import Any
 

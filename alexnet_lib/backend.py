@@ -7,6 +7,10 @@ is shared and written in Keras operations and NumPy.
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 from importlib import import_module
 from types import ModuleType
 

@@ -7,6 +7,10 @@ either backend.
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 from typing import Any
 
 import keras

@@ -8,6 +8,10 @@ once per host, preset and backend version and the result kept in the data folder
 
 from __future__ import annotations
 
+from . import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import json
 import math
 import time

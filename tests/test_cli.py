@@ -88,6 +88,18 @@ def test_commands_print_no_tensorflow_start_up_lines(env):
     assert not noise, noise
 
 
+@pytest.mark.slow
+def test_train_prints_no_tensorflow_start_up_lines(tmp_path):
+    """The backend is asked for before anything else is imported: quietly, too."""
+    result = subprocess.run([sys.executable, "-m", "alexnet_lib", "train", "--data",
+                             str(tmp_path / "absent"), "--run-dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300, env=_quiet_env())
+    assert result.returncode == 2 and "error:" in result.stderr, result.stderr
+    noise = [line for line in (result.stdout + result.stderr).splitlines()
+             if re.match(r"^[IWE]\d{4} ", line) or "absl::InitializeLog" in line]
+    assert not noise, noise
+
+
 def test_a_start_up_level_of_0_shows_everything():
     """An explicit 0 hides nothing: TensorFlow's own start-up lines come through."""
     code = "import alexnet_lib.quiet, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"

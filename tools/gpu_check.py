@@ -9,6 +9,8 @@
    experiment: 18 epochs of 45,000 images upsampled to 227x227); their run's test top-1,
    images/s and wall time.
 4. ``predict``: JPEG test files through ``predict``.
+5. ``input``: the JAX input pipeline alone (the seed preset's uint8 batches gathered on the
+   host, upsampled, cropped and flipped on the device) in images/s, against the step's.
 
 ``--tiny`` (``TINY=1``) rehearses every stage on a CPU in minutes: a few hundred images, one
 epoch, the ``smoke`` parameter set for the notebooks. Writes ``<out>/summary.json``.
@@ -184,6 +186,27 @@ def stage_predict(data: Path, out: Path, env: dict, tiny: bool) -> dict:
             "predict_correct": correct}
 
 
+def stage_input(data: Path, out: Path, env: dict, tiny: bool) -> dict:
+    """The training pipeline alone, in this process: images/s it can feed."""
+    os.environ["ALEXNET_DATA_DIR"] = env["ALEXNET_DATA_DIR"]
+    import jax
+
+    from alexnet_lib.data.datasets import make_datasets
+    from alexnet_lib.model import get_preset
+
+    datasets = make_datasets(str(data), get_preset("seed"), batch_size=64, val_size=0,
+                             train_subset=640 if tiny else 12_800, augment="crop,flip",
+                             normalization="channel")
+    batches = list(datasets.train(0))[:2]  # compiles
+    jax.block_until_ready(batches[0][0])
+    started = time.perf_counter()
+    count = 0
+    for x, _ in datasets.train(1):
+        count += len(x)
+    jax.block_until_ready(x)
+    return {"input_images_per_second": round(count / (time.perf_counter() - started), 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/gpu-check"))
@@ -211,7 +234,8 @@ def main() -> int:
     summary["data"] = str(data)
     summary["seconds"]["data"] = round(time.time() - tick, 1)
     for name, stage in (("resume", stage_resume), ("divergence", stage_divergence),
-                        ("notebooks", stage_notebooks), ("predict", stage_predict)):
+                        ("notebooks", stage_notebooks), ("predict", stage_predict),
+                        ("input", stage_input)):
         tick = time.time()
         say(f"stage {name}")
         try:

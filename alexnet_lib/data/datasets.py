@@ -14,6 +14,10 @@ data an uninterrupted one would have.
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import dataclasses
 import os
 from pathlib import Path

@@ -9,6 +9,10 @@ waiting, so the host gathers the next batch while the device works.
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 from typing import Iterator
 
 import jax

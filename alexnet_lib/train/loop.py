@@ -14,6 +14,10 @@ loss, gradient, weight or optimizer slot was non-finite.
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import math
 import time
 import weakref

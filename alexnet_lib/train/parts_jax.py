@@ -7,6 +7,10 @@ float16 with loss scaling -- is refused with one error naming the alternative.
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import contextlib
 import os
 from typing import Callable

@@ -4,6 +4,10 @@ TensorFlow needed). Only the chief worker of a cluster speaks and writes."""
 
 from __future__ import annotations
 
+from .. import quiet  # noqa: F401  (first: hides TensorFlow's start-up lines)
+
+# isort: split
+
 import sys
 from pathlib import Path
 from typing import Any, TextIO
