@@ -424,7 +424,7 @@ def check_table(table: Sequence[dict[str, str]]) -> None:
 
 
 def markdown_table(table: Sequence[dict[str, str]]) -> str:
-    """The claims table in Markdown (as the README shows it)."""
+    """The claims table in Markdown (as claims.md holds it; the README shows it condensed)."""
     lines = ["| claim | the paper | ours | without it | difference | verdict |",
              "|---|---|---|---|---|---|"]
     for row in table:
