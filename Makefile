@@ -72,7 +72,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
-	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_train.py --layers
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_precision.py
 

@@ -8,11 +8,19 @@ run's own model is its last (or best-validation) one whatever these numbers say.
 Usage:
     python benchmarks/accuracy_curve.py runs/cifar-cpu
     python benchmarks/accuracy_curve.py runs/cifar-cpu --plot docs/figures/curve-cpu.png
+    python benchmarks/accuracy_curve.py models/cifar-cpu --views   # which test views pay
+
+``--views``: top-1 of the run's best model over sets of shifted, mirrored test views. The
+model's class probabilities are computed once per view (the test image shifted by
+``(dy, dx)`` pixels, the border reflected, with and without its mirror image), and each set
+averages them, as ``evaluate --views`` does. ``shift6`` is the ``cpu`` and ``quick`` recipes'
+``eval_views: shift``, ``shift2`` the ``long`` recipe's; ``flip`` the mirror pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -20,10 +28,51 @@ import alexnet_lib.quiet  # noqa: F401  (before TensorFlow: hides its start-up l
 
 # isort: split
 
-from alexnet_lib.data.preprocessing import CENTER_VIEW  # noqa: E402
+import numpy as np  # noqa: E402
+
+from alexnet_lib.data.preprocessing import CENTER_VIEW, SHIFTS  # noqa: E402
 from alexnet_lib.metrics import classification_metrics, predict_probabilities  # noqa: E402
 from alexnet_lib.run_data import run_datasets  # noqa: E402
 from alexnet_lib.runs import RunFolder, load_model, read_history  # noqa: E402
+
+
+def _views(positions):
+    return [(dy, dx, mirrored) for dy, dx in positions for mirrored in (False, True)]
+
+
+VIEW_SETS = {
+    "center": [(0, 0, False)],
+    "flip": _views([(0, 0)]),
+    "shift6": _views(SHIFTS["shift"]),
+    "diagonal10": _views([(0, 0), (-1, -1), (1, 1), (-1, 1), (1, -1)]),
+    "cross10": _views([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]),
+    "shift2": _views(SHIFTS["shift2"]),
+    "grid18": _views(itertools.product((-1, 0, 1), repeat=2)),
+}
+VIEW_SETS["all26"] = sorted({v for views in VIEW_SETS.values() for v in views})
+
+
+def views_table(args) -> None:
+    """Print the top-1 of every set of :data:`VIEW_SETS` for the run's best model."""
+    run = RunFolder(args.run_dir)
+    model = load_model(run.model("best"))
+    batches = list(run_datasets(args.run_dir, args.data, eval_batch_size=500).test("center"))
+    x = np.concatenate([np.asarray(b[0]) for b in batches])[:args.limit]
+    labels = np.concatenate([np.asarray(b[1]) for b in batches])[:args.limit]
+    if labels.ndim > 1:
+        labels = labels.argmax(axis=1)
+    canvas = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    size = x.shape[1]
+    probs = {}
+    for dy, dx, mirrored in VIEW_SETS["all26"]:
+        view = canvas[:, 2 + dy:2 + dy + size, 2 + dx:2 + dx + size]
+        probs[dy, dx, mirrored] = model.predict(view[:, :, ::-1] if mirrored else view,
+                                                batch_size=500, verbose=0)
+    print(f"{args.run_dir}: {len(labels)} test images\n")
+    print("| views | count | test top-1 |\n|---|---:|---:|")
+    for name, views in VIEW_SETS.items():
+        top1 = float(np.mean(sum(probs[v] for v in views).argmax(axis=1) == labels))
+        print(f"| {name} | {len(views)} | {top1:.4f} |")
 
 
 def epoch_test_accuracy(run: RunFolder, epochs: int) -> dict[int, tuple[float, float]]:
@@ -48,7 +97,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--plot", help="also draw test (or validation) top-1 against minutes")
+    parser.add_argument("--views", action="store_true",
+                        help="instead: which test-time views pay (the run's best model)")
+    parser.add_argument("--data", default=None, help="--views: where the run's data is now")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="--views: only the first N test images")
     args = parser.parse_args(argv)
+    if args.views:
+        views_table(args)
+        return
     run = RunFolder(args.run_dir)
     history = read_history(run.path)
     tests = epoch_test_accuracy(run, len(history))
