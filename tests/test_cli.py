@@ -57,6 +57,7 @@ def _quiet_env(**extra):
     return {**env, **extra}
 
 
+@pytest.mark.slow
 def test_help_imports_no_tensorflow():
     code = ("import sys\nfrom alexnet_lib.cli import main\n"
             "assert main(['train', '--help']) == 0\n"
@@ -100,6 +101,7 @@ def test_train_prints_no_tensorflow_start_up_lines(tmp_path):
     assert not noise, noise
 
 
+@pytest.mark.slow
 def test_a_start_up_level_of_0_shows_everything():
     """An explicit 0 hides nothing: TensorFlow's own start-up lines come through."""
     code = "import alexnet_lib.quiet, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
@@ -131,6 +133,7 @@ def test_sigterm_ends_a_run_with_its_message_and_the_same_command_resumes(tree, 
     assert [r["epoch"] for r in read_history(run)] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_the_makefile_passes_paths_with_spaces_as_one_argument():
     project = Path(__file__).resolve().parents[1]
     result = subprocess.run(["make", "-n", "-C", str(project), "train", "DATA=/tmp/my data",

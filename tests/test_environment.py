@@ -42,6 +42,7 @@ def test_gpu_extra_pins_the_same_tensorflow():
     assert gpu == [cpu.replace("tensorflow", "tensorflow[and-cuda]", 1)]
 
 
+@pytest.mark.slow
 def test_make_lab_starts_jupyterlab_as_root_too(tmp_path):
     """JupyterLab refuses root without --allow-root ("Running as root is not recommended"):
     the target adds it exactly when make runs as root."""
@@ -59,6 +60,7 @@ def test_make_lab_starts_jupyterlab_as_root_too(tmp_path):
     assert "--allow-root" not in lab_line("LAB_AS_ROOT=")
 
 
+@pytest.mark.slow
 def test_the_code_keeps_the_lint_rules_the_project_claims():
     """pyproject.toml's ruff rules (pycodestyle with the 100-column limit, pyflakes, import
     order) hold for the library, the tests and the benchmarks."""

@@ -11,8 +11,13 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS
+def test_the_folder_holds_exactly_the_notebooks_the_runner_knows():
+    """Every notebook the runner executes is committed, and nothing else lies beside them
+    (a renamed or stray notebook would escape the checks below)."""
+    from alexnet_lib.notebooks import ABLATIONS
+    from alexnet_lib.notebooks import NOTEBOOKS as RUN
+
+    assert [p.stem for p in NOTEBOOKS] == sorted([*RUN, ABLATIONS])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -61,6 +61,7 @@ def test_an_update_that_overflows_the_optimizer_state_stops_before_any_save(tree
     assert not list((tmp_path / "run" / "checkpoints").glob("*.keras"))
 
 
+@pytest.mark.slow
 def test_a_nan_gradient_is_caught_at_its_step(tree, tmp_path):
     trainer = Trainer(config(tree, tmp_path / "run"))
     optimizer = trainer.optimizer
@@ -78,6 +79,7 @@ def test_a_nan_gradient_is_caught_at_its_step(tree, tmp_path):
     assert not (tmp_path / "run" / "checkpoints" / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_divergence_from_the_cli_keeps_finite_checkpoints(tree, tmp_path, capsys):
     run = tmp_path / "run"
     code = main(cli_args(tree, run, "--set=learning_rate=1.0e+12"))

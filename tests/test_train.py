@@ -225,6 +225,7 @@ def test_kill_minus_nine_mid_epoch_then_resume(tree, trained, tmp_path):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tree, tmp_path):
     trainer = Trainer(config(tree, tmp_path / "nan", recipe={"learning_rate": 1e12}))
     with pytest.raises(TrainingDiverged, match="(loss became (nan|inf)|non-finite)"):
@@ -377,6 +378,7 @@ def test_recipe_follows_the_preset():
     assert train_config_from_args(parse(["train", "--recipe", "paper"])).val_size == 5000
 
 
+@pytest.mark.slow
 def test_whitened_conv1_and_each_epochs_model_kept(tree, tmp_path):
     """conv1_init=whiten starts conv1 from the training patches' principal components;
     keep_epochs keeps every epoch's model beside best/last."""
@@ -395,6 +397,7 @@ def test_whitened_conv1_and_each_epochs_model_kept(tree, tmp_path):
     np.testing.assert_allclose(kept(x), last(x), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_conv1_keeps_its_whitening_and_the_rest_trains(tree, tmp_path):
     """freeze_conv1 keeps conv1 as whitening left it: no trainable weight (so nothing for the
     optimizer to update), the same kernel after training, while the layers above it learn."""
@@ -548,6 +551,7 @@ def test_plateau_divides_the_rate_and_its_state_survives_a_resume(tree, tmp_path
     again.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_the_step_loss_is_cross_entropy_with_smoothed_labels(tree, tmp_path, smoothing):
     """One training step's summed loss against NumPy's cross-entropy of the model's
@@ -565,6 +569,7 @@ def test_the_step_loss_is_cross_entropy_with_smoothed_labels(tree, tmp_path, smo
     trainer.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe, kind, expected", [
     ({"optimizer": "sgd", "momentum": 0.8}, keras.optimizers.SGD,
      {"momentum": 0.8, "nesterov": False}),
@@ -592,6 +597,7 @@ def test_each_optimizer_is_built_as_the_recipe_says_and_trains(tree, tmp_path, r
     trainer.close()
 
 
+@pytest.mark.slow
 def test_the_moving_average_of_the_weights_is_kept_per_step_and_swapped_in(tree, tmp_path):
     """ema=m: after every step a <- m a + (1 - m) w (a = w after the first step), against
     NumPy over three steps; averaged_weights() puts the average in place and the weights
@@ -617,6 +623,7 @@ def test_the_moving_average_of_the_weights_is_kept_per_step_and_swapped_in(tree,
     trainer.close()
 
 
+@pytest.mark.slow
 def test_with_a_moving_average_the_saved_models_hold_it_and_the_checkpoint_the_weights(
         tree, tmp_path):
     run_dir = tmp_path / "run"
@@ -636,6 +643,7 @@ def test_with_a_moving_average_the_saved_models_hold_it_and_the_checkpoint_the_w
     again.close()
 
 
+@pytest.mark.slow
 def test_sgd_adds_the_papers_weight_decay_to_kernel_gradients(tree, tmp_path):
     """SGD without momentum, one step: w' = w - lr * (dL/dw + decay * w) for kernels, biases
     undecayed (the gradient taken here by the same loss)."""
