@@ -3,7 +3,6 @@ and served from 127.0.0.1."""
 
 import hashlib
 import http.server
-import io
 import pickle
 import tarfile
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.archives import N, batch_arrays, binary_bytes, make_tar, python_bytes
 
 from alexnet_lib.data import cifar10
 from alexnet_lib.data.cifar10 import (
@@ -23,46 +23,17 @@ from alexnet_lib.data.cifar10 import (
     safe_extract,
 )
 
-N = 4  # records per batch
-
-
-def _batch_arrays(seed):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, N).astype(np.uint8)
-    return images, labels
-
-
-def _binary_bytes(images, labels):
-    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    return np.concatenate([labels[:, None], planes], axis=1).tobytes()
-
-
-def _python_bytes(images, labels):
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    return pickle.dumps({b"data": data, b"labels": [int(v) for v in labels]}, protocol=2)
-
-
-def _make_tar(path, files):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, payload in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return path
-
-
 BATCHES = list(cifar10.TRAIN_BATCHES) + ["test_batch"]
 
 
 @pytest.fixture
 def tiny_archives(tmp_path):
     """Both official layouts with known content; returns paths and the expected arrays."""
-    arrays = {name: _batch_arrays(i) for i, name in enumerate(BATCHES)}
-    binary = _make_tar(tmp_path / "cifar-10-binary.tar.gz", {
-        f"cifar-10-batches-bin/{n}.bin": _binary_bytes(*a) for n, a in arrays.items()})
-    python = _make_tar(tmp_path / "cifar-10-python.tar.gz", {
-        f"cifar-10-batches-py/{n}": _python_bytes(*a) for n, a in arrays.items()})
+    arrays = {name: batch_arrays(i) for i, name in enumerate(BATCHES)}
+    binary = make_tar(tmp_path / "cifar-10-binary.tar.gz", {
+        f"cifar-10-batches-bin/{n}.bin": binary_bytes(*a) for n, a in arrays.items()})
+    python = make_tar(tmp_path / "cifar-10-python.tar.gz", {
+        f"cifar-10-batches-py/{n}": python_bytes(*a) for n, a in arrays.items()})
     return {"binary": binary, "python": python, "arrays": arrays}
 
 
@@ -164,7 +135,7 @@ def test_load_cifar10_from_a_served_archive(tmp_path, tiny_archives, layout, mon
             url=f"{server.url}/{info.filename}", filename=info.filename,
             sha256=_sha256(archive), folder=info.folder))
         monkeypatch.setattr(cifar10, "PYTHON_BATCH_MD5", {
-            n: hashlib.md5(_python_bytes(*tiny_archives["arrays"][n])).hexdigest()
+            n: hashlib.md5(python_bytes(*tiny_archives["arrays"][n])).hexdigest()
             for n in BATCHES})
         splits = load_cifar10("cifar10", data_dir_override=tmp_path / "cache")
     train_x, train_y = splits["train"]
@@ -195,7 +166,7 @@ def test_missing_source_names_it(tmp_path):
 
 
 def test_tar_with_parent_member_is_refused_and_nothing_is_left(tmp_path):
-    evil = _make_tar(tmp_path / "evil.tar.gz", {
+    evil = make_tar(tmp_path / "evil.tar.gz", {
         "cifar-10-batches-bin/test_batch.bin": b"x" * 3073,
         "../escaped.txt": b"owned"})
     target = tmp_path / "target"
@@ -248,12 +219,12 @@ def test_python_batch_that_would_run_code_is_refused(tmp_path):
 
 
 def test_binary_batch_round_trip_and_truncation(tmp_path):
-    images, labels = _batch_arrays(7)
+    images, labels = batch_arrays(7)
     path = tmp_path / "b.bin"
-    path.write_bytes(_binary_bytes(images, labels))
+    path.write_bytes(binary_bytes(images, labels))
     got_x, got_y = read_binary_batch(path)
     np.testing.assert_array_equal(got_x, images)
     np.testing.assert_array_equal(got_y, labels)
-    path.write_bytes(_binary_bytes(images, labels)[:-10])
+    path.write_bytes(binary_bytes(images, labels)[:-10])
     with pytest.raises(ValueError, match="truncated"):
         read_binary_batch(path)

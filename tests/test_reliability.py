@@ -264,7 +264,7 @@ def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, caps
 def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
     """What crashed extractions, downloads and cache writes left in the data folder goes the
     next time that folder is written; a live writer's temporary file stays."""
-    from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
+    from helpers.archives import batch_arrays, binary_bytes, make_tar
 
     from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
     from alexnet_lib.files import _HOST
@@ -283,8 +283,8 @@ def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
     live.write_bytes(b"x")
     theirs = cache / f".folders-abc.npz.{_HOST}-{dead}.tmp"  # not written here: stays
     theirs.write_bytes(b"x")
-    archive = _make_tar(tmp_path / "cifar-10-binary.tar.gz", {
-        f"cifar-10-batches-bin/{n}.bin": _binary_bytes(*_batch_arrays(i))
+    archive = make_tar(tmp_path / "cifar-10-binary.tar.gz", {
+        f"cifar-10-batches-bin/{n}.bin": binary_bytes(*batch_arrays(i))
         for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])})
     load_cifar10(archive, data_dir_override=cache, verify=False)
     assert not any(p.exists() for p in stale) and live.exists()
@@ -308,22 +308,22 @@ def test_an_empty_class_folder_or_a_link_to_its_parent_is_refused(tmp_path):
 # ----------------------------------------------------------------------------- 8: archive cache
 
 def test_the_extraction_cache_is_keyed_by_content(tmp_path):
-    from test_cifar10 import _batch_arrays, _binary_bytes, _make_tar
+    from helpers.archives import batch_arrays, binary_bytes, make_tar
 
     from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
 
     def archive(folder, seed, extra=None):
         folder.mkdir()
-        files = {f"cifar-10-batches-bin/{n}.bin": _binary_bytes(*_batch_arrays(seed + i))
+        files = {f"cifar-10-batches-bin/{n}.bin": binary_bytes(*batch_arrays(seed + i))
                  for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])}
         files.update(extra or {})
-        return _make_tar(folder / "cifar-10-binary.tar.gz", files)
+        return make_tar(folder / "cifar-10-binary.tar.gz", files)
 
     cache = tmp_path / "cache"
     first = load_cifar10(archive(tmp_path / "a", 0), data_dir_override=cache, verify=False)
     second = load_cifar10(archive(tmp_path / "b", 100), data_dir_override=cache, verify=False)
     assert not np.array_equal(first["test"][0], second["test"][0])
-    np.testing.assert_array_equal(second["test"][0], _batch_arrays(105)[0])
+    np.testing.assert_array_equal(second["test"][0], batch_arrays(105)[0])
     evil = archive(tmp_path / "c", 0, {"../escaped.txt": b"owned"})
     with pytest.raises(ValueError, match="escaped.txt"):
         load_cifar10(evil, data_dir_override=cache, verify=False)
@@ -514,10 +514,10 @@ def test_misleading_words_are_gone(trained, tmp_path, capsys):
 
 
 def test_the_user_archive_message_names_what_a_cli_user_can_do(tmp_path):
-    from test_cifar10 import _make_tar
+    from helpers.archives import make_tar
 
     from alexnet_lib.data.cifar10 import ChecksumError, load_cifar10
 
-    archive = _make_tar(tmp_path / "mine.tar.gz", {"cifar-10-batches-bin/test_batch.bin": b"x"})
+    archive = make_tar(tmp_path / "mine.tar.gz", {"cifar-10-batches-bin/test_batch.bin": b"x"})
     with pytest.raises(ChecksumError, match="extract it and pass its folder"):
         load_cifar10(archive, data_dir_override=tmp_path / "c")
