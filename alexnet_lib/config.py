@@ -80,7 +80,7 @@ class Recipe:
             unit variance, each with its negative (:func:`~alexnet_lib.model.whitening_kernel`).
         freeze_conv1: keep conv1's weights as they start (with ``conv1_init: whiten``, a
             fixed whitening of the image patches): no gradient reaches conv1, so the step
-            skips its backward pass (a quarter more images/s for the ``cpu`` model here).
+            skips its backward pass.
         val_size: validation images carved from the training split when the configuration
             does not say (0: train on every training image; the best model is then the one
             with the best training accuracy).
@@ -192,8 +192,7 @@ RECIPES: dict[str, Recipe] = {
                     "whitened at the start, label smoothing 0.2, alternating flips and "
                     "translations of up to 1 pixel (as the test views shift), no dropout, six "
                     "test views averaged (each image and its one-pixel shifts, mirrored); "
-                    "chosen by measurement (docs/benchmarks.md) to finish inside 30 minutes "
-                    "on 2 AVX2 cores.",
+                    "sized for 30 minutes of 2 AVX2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=4e-3, weight_decay=0.2,
         batch_size=128, epochs=16, schedule="onecycle", warmup_epochs=0.5,
         label_smoothing=0.2, augment="crop=1,flip=alternate", eval_views="shift",
@@ -226,14 +225,14 @@ RECIPES["long"] = dataclasses.replace(
     weight_decay=0.15, eval_views="shift2",
     preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 1.5),
                       "conv1_filters": 64},
-    description="Three hours of 2 AVX2 cores: the cpu recipe on the cifar topology at 1.5x "
-                "its widths, conv1 at 64 maps (64-192-288-288-192 maps, fc 768; 3.11M "
-                "parameters) over 38 epochs, with translations of up to 2 pixels added to "
-                "the alternating flips and weight decay 0.15 (2.4 times the steps decay the "
-                "weights for longer); ten test views averaged, the image and its two-pixel "
-                "shifts, mirrored, as far as training translates. conv1's 32x32 maps are "
-                "the dearest per filter: 64 of them instead of 96, at batch 128, make a "
-                "float32 epoch 17% cheaper, which buys 38 epochs in the time 34 took.")
+    description="Sized for three hours of 2 AVX2 cores: the cpu recipe on the cifar "
+                "topology at 1.5x its widths, conv1 at 64 maps (64-192-288-288-192 maps, "
+                "fc 768; 3.11M parameters) over 38 epochs, with translations of up to 2 "
+                "pixels added to the alternating flips and weight decay 0.15 (2.4 times "
+                "the steps decay the weights for longer); ten test views averaged, the "
+                "image and its two-pixel shifts, mirrored, as far as training translates. "
+                "conv1's 32x32 maps are the dearest per filter, so it keeps 64 of them "
+                "rather than 96.")
 
 
 def get_recipe(recipe: str | Recipe = "cpu", **overrides) -> Recipe:

@@ -197,8 +197,8 @@ _PAPER = _preset(
     (
         "The paper's ImageNet network: 227x227x3 input, 1000 classes, two towers in "
         "conv2/conv4/conv5, LRN after conv1 and conv2, 3x3 stride-2 pools, fc6/fc7 4096 "
-        "with dropout 0.5, the paper's init. 60,965,224 parameters. Trains at about 16 "
-        "images/s on 2 AVX2 CPU cores (float32, batch 64; docs/benchmarks.md): a GPU job."
+        "with dropout 0.5, the paper's init. 60,965,224 parameters. A GPU job (its speed "
+        "on CPUs and GPUs: docs/benchmarks.md)."
     ),
     image_size=227, num_classes=1000, conv1=(96, 11, 4, "valid"), conv2_kernel=5,
     conv_filters=(256, 384, 384, 256), fc_units=4096,
@@ -224,8 +224,7 @@ PRESETS: dict[str, Preset] = {
             "pools after conv1/conv2/conv5, dropout in fc6/fc7, two towers) scaled to "
             "CIFAR-10's native 32x32 input: conv1 5x5/1, conv2-conv5 3x3, 64-128-192-192-128 "
             "maps, fc 512, each LRN after its pool (CaffeNet's order: the same normalization "
-            "over a quarter of the positions). The default for CPU runs: trains at about 310 "
-            "images/s on 2 AVX2 CPU cores (float32, batch 64, benchmarks/bench_train.py; "
+            "over a quarter of the positions). The default for CPU runs (its speed: "
             "docs/benchmarks.md)."
         ),
         image_size=32, num_classes=10, conv1=(64, 5, 1, "same"), conv2_kernel=3,

@@ -171,6 +171,22 @@ def _check_list(name: str, value: Any, check) -> list:
     return [check(v) for v in value]
 
 
+def notebook_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's parameters by name, in the order its parameters cell declares them: the
+    names it annotates (``epochs: Optional[int] = 1``), with their values now (papermill's
+    injected cell assigns after it). ``check_parameters(**notebook_parameters(globals()))``
+    checks them without naming each one twice.
+
+    Raises:
+        ValueError: when the namespace declares no annotated parameter.
+    """
+    declared = list(namespace.get("__annotations__", {}))
+    if not declared:
+        raise ValueError("No parameters found: a notebook declares its parameters with "
+                         "annotations in its parameters cell (e.g. `epochs: int = 1`).")
+    return {name: namespace[name] for name in declared if name in namespace}
+
+
 def check_parameters(**params: Any) -> types.SimpleNamespace:
     """Validate a notebook's parameters, resolve ``data`` and ``run_dir``, and claim the run
     folder (:meth:`~alexnet_lib.runs.RunFolder.claim`: a new, empty or project folder).

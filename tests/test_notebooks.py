@@ -268,3 +268,23 @@ def test_auto_data_without_the_shared_copy_fits_the_notebook_defaults(tmp_path, 
                     if k in ("train_subset", "val_size", "test_subset")}
     assert len(splits["train"]) >= defaults["train_subset"] + defaults["val_size"]
     assert len(splits["test"]) >= defaults["test_subset"]
+
+
+def test_notebook_parameters_are_the_annotated_names_with_their_values_now():
+    """A parameters cell annotates its names; papermill's injected cell assigns after it."""
+    from alexnet_lib.notebooks import notebook_parameters
+
+    namespace = {}
+    exec("from typing import Optional\nepochs: Optional[int] = 1\nrun_dir: str = 'runs/a'\n"
+         "helper = 3\nepochs = 7  # papermill's injected value\n", namespace)
+    assert notebook_parameters(namespace) == {"epochs": 7, "run_dir": "runs/a"}
+    with pytest.raises(ValueError, match="annotations in its parameters cell"):
+        notebook_parameters({"epochs": 1})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_checks_its_parameters_without_naming_them_twice(path):
+    nb = json.loads(path.read_text())
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any(s.startswith("p = check_parameters(**notebook_parameters(globals()))")
+               for s in sources), path.name

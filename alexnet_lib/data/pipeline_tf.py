@@ -43,7 +43,7 @@ def _indexed(datasets, split: str, index, fn) -> tf.data.Dataset:
     # Fixed parallelism, autotuning off: an autotuned iterator's destructor waits for
     # tf.data's tuning thread, which sleeps for up to a minute between its rounds, so
     # dropping each epoch's iterator stalled training for 0-35 s (measured). Two batches
-    # mapped at once keep the step fed (the pipeline makes ~30,000 images/s).
+    # mapped at once keep the step fed (docs/benchmarks.md: the pipeline against training).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(2 if large else 4).with_options(options)
