@@ -3,6 +3,7 @@ and served from 127.0.0.1."""
 
 import hashlib
 import http.server
+import os
 import pickle
 import tarfile
 import threading
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.archives import N, batch_arrays, binary_bytes, make_tar, python_bytes
+from helpers.tiny import cli_args, one_error_line
 
+from alexnet_lib.cli import main
 from alexnet_lib.data import cifar10
 from alexnet_lib.data.cifar10 import (
     ChecksumError,
@@ -228,3 +231,95 @@ def test_binary_batch_round_trip_and_truncation(tmp_path):
     path.write_bytes(binary_bytes(images, labels)[:-10])
     with pytest.raises(ValueError, match="truncated"):
         read_binary_batch(path)
+
+
+def test_data_folder_debris_is_removed(tmp_path, monkeypatch):
+    """What crashed extractions, downloads and cache writes left in the data folder goes the
+    next time that folder is written; a live writer's temporary file stays."""
+    from helpers.archives import batch_arrays, binary_bytes, make_tar
+
+    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
+    from alexnet_lib.files import _HOST
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
+    stale = [cache / f".write-check.{_HOST}-{dead}.tmp",
+             cache / f".cifar-10-binary.tar.gz.{_HOST}-{dead}.tmp.part",
+             cache / f".cifar-10-binary.tar.gz.0123.extracted.otherhost-{dead}.tmp"]
+    stale[0].write_bytes(b"x")
+    stale[1].write_bytes(b"x")
+    stale[2].mkdir()
+    os.utime(stale[2], (0, 0))  # another host's debris goes once it is a day old
+    live = cache / f".cifar-10-binary.tar.gz.{_HOST}-{os.getppid()}.tmp.part"
+    live.write_bytes(b"x")
+    theirs = cache / f".folders-abc.npz.{_HOST}-{dead}.tmp"  # not written here: stays
+    theirs.write_bytes(b"x")
+    archive = make_tar(tmp_path / "cifar-10-binary.tar.gz", {
+        f"cifar-10-batches-bin/{n}.bin": binary_bytes(*batch_arrays(i))
+        for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])})
+    load_cifar10(archive, data_dir_override=cache, verify=False)
+    assert not any(p.exists() for p in stale) and live.exists()
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == sorted(
+        [live.name, theirs.name])
+
+
+def test_the_extraction_cache_is_keyed_by_content(tmp_path):
+    from helpers.archives import batch_arrays, binary_bytes, make_tar
+
+    from alexnet_lib.data.cifar10 import TRAIN_BATCHES, load_cifar10
+
+    def archive(folder, seed, extra=None):
+        folder.mkdir()
+        files = {f"cifar-10-batches-bin/{n}.bin": binary_bytes(*batch_arrays(seed + i))
+                 for i, n in enumerate([*TRAIN_BATCHES, "test_batch"])}
+        files.update(extra or {})
+        return make_tar(folder / "cifar-10-binary.tar.gz", files)
+
+    cache = tmp_path / "cache"
+    first = load_cifar10(archive(tmp_path / "a", 0), data_dir_override=cache, verify=False)
+    second = load_cifar10(archive(tmp_path / "b", 100), data_dir_override=cache, verify=False)
+    assert not np.array_equal(first["test"][0], second["test"][0])
+    np.testing.assert_array_equal(second["test"][0], batch_arrays(105)[0])
+    evil = archive(tmp_path / "c", 0, {"../escaped.txt": b"owned"})
+    with pytest.raises(ValueError, match="escaped.txt"):
+        load_cifar10(evil, data_dir_override=cache, verify=False)
+    assert not (cache.parent / "escaped.txt").exists()
+
+
+@pytest.mark.slow
+def test_offline_download_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    from alexnet_lib.data import cifar10
+
+    archive = cifar10.CIFAR10_ARCHIVES["binary"]
+    monkeypatch.setitem(cifar10.CIFAR10_ARCHIVES, "binary", cifar10.Archive(
+        url="http://127.0.0.1:9/cifar-10-binary.tar.gz", filename=archive.filename,
+        sha256=archive.sha256, folder=archive.folder))
+    monkeypatch.setenv("ALEXNET_DATA_DIR", str(tmp_path / "data"))
+    assert main(["train", "--data", "cifar10", "--run-dir", str(tmp_path / "run")]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "Could not download http://127.0.0.1:9/" in line and "DATA=" in line
+
+
+@pytest.mark.slow
+def test_a_data_folder_that_is_a_file_only_costs_the_cache(tree, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "data-file"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("ALEXNET_DATA_DIR", str(blocker))
+    args = cli_args(tree, tmp_path / "run")
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+    assert "continuing without the cache" in capsys.readouterr().err
+    assert main(["train", "--data", "cifar10", "--run-dir", str(tmp_path / "r2")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(blocker) in line and "ALEXNET_DATA_DIR" in line
+
+
+def test_the_user_archive_message_names_what_a_cli_user_can_do(tmp_path):
+    from helpers.archives import make_tar
+
+    from alexnet_lib.data.cifar10 import ChecksumError, load_cifar10
+
+    archive = make_tar(tmp_path / "mine.tar.gz", {"cifar-10-batches-bin/test_batch.bin": b"x"})
+    with pytest.raises(ChecksumError, match="extract it and pass its folder"):
+        load_cifar10(archive, data_dir_override=tmp_path / "c")

@@ -1,5 +1,6 @@
 """python -m alexnet_lib: the commands print what they claim and fail clearly."""
 
+import errno
 import os
 import re
 import shlex
@@ -9,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.tiny import cli_args, progress_lines
+import tensorflow as tf
+from helpers.tiny import cli_args, one_error_line, progress_lines
 
-from alexnet_lib.cli import main
+from alexnet_lib.cli import _parse_overrides, main
+from alexnet_lib.data.folders import ImageError, decode_image
 from alexnet_lib.runs import read_history
 
 
@@ -161,3 +164,88 @@ def test_a_malformed_parameter_set_is_one_error(tmp_path, monkeypatch, capsys, t
     monkeypatch.setattr(notebooks, "PARAMS_DIR", tmp_path)
     assert main(["notebooks", "--params", "bad", "--prepare-only"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_set_reads_numbers_in_any_notation():
+    assert _parse_overrides(["learning_rate=1e-3", "weight_decay=5E-4", "momentum=.9",
+                             "towers=false", "conv_filters=[24, 32, 32, 24]", "epochs=3"]) == {
+        "learning_rate": 0.001, "weight_decay": 0.0005, "momentum": 0.9, "towers": False,
+        "conv_filters": [24, 32, 32, 24], "epochs": 3}
+    from alexnet_lib.cli import build_parser, train_config_from_args
+
+    args = build_parser().parse_args(["train", "--set", "learning_rate=1e-3"])
+    assert train_config_from_args(args).resolve().recipe.learning_rate == 0.001
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "label_smoothing=nan"], "label_smoothing=nan"),
+    (["--set", "warmup_epochs=abc"], "warmup_epochs='abc'"),
+    (["--set", "warmup_epochs=-5"], "warmup_epochs=-5"),
+    (["--set", "nesterov=abc"], "nesterov='abc'"),
+    (["--set", "min_learning_rate=abc"], "min_learning_rate='abc'"),
+    (["--set", "epochs=true"], "epochs=True"),
+    (["--set", "image_size=100000"], "image_size=100000"),
+    (["--set", "learning_rate=-1e-3"], "learning_rate=-0.001"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["--epochs", "two"], "argument --epochs: expected an integer >= 1. Received: 'two'"),
+    (["--towers-on", "/GPU:97,/GPU:98"], "/GPU:97, /GPU:98"),
+    (["--epochs", "2", "--set", "epochs=3"], "--epochs and --set epochs=3 contradict"),
+])
+def test_bad_values_get_one_error_line_and_exit_2(tree, tmp_path, capsys, args, message):
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(tree), "--run-dir", str(run), "--val-size", "16", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in one_error_line(err)
+    assert not run.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["OSError", "TensorFlow"])
+def test_a_full_disk_is_one_line_exit_1_and_keeps_the_checkpoints(tree, tmp_path, monkeypatch,
+                                                                    capsys, kind):
+    """Python's writers raise OSError(ENOSPC); TensorFlow's checkpoint writer raises
+    ResourceExhaustedError with "No space left on device" (seen on a full tmpfs)."""
+    run = tmp_path / "run"
+    save = tf.train.CheckpointManager.save
+    calls = []
+
+    def full_after_two(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2 and kind == "OSError":
+            raise OSError(errno.ENOSPC, "No space left on device", str(run / "checkpoints"))
+        if len(calls) > 2:
+            raise tf.errors.ResourceExhaustedError(
+                None, None, f"{run}/checkpoints/ckpt-6_temp/part-00000-of-00001; No space left "
+                            f"on device [Op:SaveV2]")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_after_two)
+    assert main(cli_args(tree, run)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "no space left" in line and "resumes from its last checkpoint" in line
+    monkeypatch.undo()
+    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
+    assert [Path(p).name for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-4"]
+    assert main(cli_args(tree, run)) == 0  # the same command resumes
+
+
+def test_misleading_words_are_gone(trained, tmp_path, capsys):
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((trained.run_dir / "checkpoints" / "best.keras").read_bytes()[:5000])
+    assert main(["predict", "--checkpoint", str(truncated), "x.png"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "not a zip archive" in line and "File not found" not in line
+    folder = tmp_path / "images"
+    folder.mkdir()
+    assert main(["predict", "--checkpoint", str(trained.run_dir), str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "is a folder, not an image file" in err and "IsADirectoryError" not in err
+    assert main(["train", "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "_positive" not in err and "argument --epochs: expected an integer >= 1" in err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageError, match="--skip-corrupt") as error:
+        decode_image(broken)
+    assert "skip_corrupt=True in Python" in str(error.value)

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from helpers.hostile import png_header
+from helpers.tiny import make_tree
 from PIL import Image
 
 from alexnet_lib.data.folders import (
@@ -138,3 +140,32 @@ def test_a_damaged_cache_is_decoded_again_and_rewritten(tree, tmp_path, capsys, 
     cached = load_class_folders(tree, cache_dir=cache)  # rewritten whole: read, no notice
     assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(cached.splits["train"][0], first.splits["train"][0])
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    bomb = png_header(tmp_path / "bomb.png", 30000, 30000)
+    with pytest.raises(ImageError,
+                       match=r"bomb.png is too large.*900000000 pixels.*--skip-corrupt"):
+        decode_image(bomb)
+    # Over the project's bound but under Pillow's own: refused from the header.
+    big = png_header(tmp_path / "big.png", 9000, 9000)
+    with pytest.raises(ImageError, match=r"big.png declares 9000x9000 pixels.*64,000,000"):
+        decode_image(big)
+    tree = make_tree(tmp_path / "tree", train=3, test=2)
+    png_header(tree / "train" / "red" / "bomb.png", 30000, 30000)
+    with pytest.raises(ImageError, match="bomb.png"):
+        load_class_folders(tree)
+    loaded = load_class_folders(tree, skip_corrupt=True)
+    assert [p.name for p in loaded.skipped] == ["bomb.png"]
+    assert len(loaded.splits["train"][1]) == 12
+
+
+def test_an_empty_class_folder_or_a_link_to_its_parent_is_refused(tmp_path):
+    tree = make_tree(tmp_path / "tree", train=2, test=1)
+    (tree / "train" / "zebra").mkdir()
+    with pytest.raises(ValueError, match=r"zebra holds no image files"):
+        load_class_folders(tree)
+    (tree / "train" / "zebra").rmdir()
+    (tree / "train" / "loop").symlink_to(tree / "train")
+    with pytest.raises(ValueError, match=r"loop is a link to .*a folder above it"):
+        load_class_folders(tree)

@@ -1,8 +1,11 @@
 """predict: files and folders, in order, batched through one compiled forward pass, with the
 same probabilities as classifying each image alone."""
 
+import json
+
 import numpy as np
 import pytest
+from helpers.hostile import png_header
 from helpers.tiny import COLOURS
 from PIL import Image
 
@@ -81,3 +84,15 @@ def test_top_k_beyond_the_class_count_is_one_error(tmp_path, capsys):
     assert "--top-k 11 asks for more classes than the model's 10" in err
     assert main(["predict", "--top-k", "10", "--json", str(image)]) == 0
     assert capsys.readouterr().out.count('"class"') == 10
+
+
+def test_predict_reports_a_bomb_and_still_classifies_the_others(trained, tmp_path, capsys):
+    bomb = png_header(tmp_path / "bomb.png", 30000, 30000)
+    red = tmp_path / "red.png"
+    Image.fromarray(np.full((16, 16, 3), COLOURS[0], np.uint8)).save(red)
+    code = main(["predict", "--checkpoint", str(trained.run_dir), "--json", str(bomb), str(red)])
+    captured = capsys.readouterr()
+    assert code == 1
+    results = json.loads(captured.out)
+    assert "too large" in results[0]["error"] and results[1]["top"][0]["class"] == "red"
+    assert "bomb.png" in captured.err and "Traceback" not in captured.err

@@ -3,15 +3,23 @@ runs, every file read back checked before use, another run's model refused, and 
 run kept in the precision it started in."""
 
 import dataclasses
+import errno
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from helpers.hostile import ALIAS_BOMB
-from helpers.tiny import SMALL, cli_args, config, copy_run
+from helpers.tiny import COLOURS, SMALL, cli_args, config, copy_run, make_tree, one_error_line
+from PIL import Image
 
 from alexnet_lib.cli import main
 from alexnet_lib.files import MARKER, dump_yaml
@@ -167,3 +175,187 @@ def test_a_resumed_run_keeps_the_precision_it_started_in(tree, tmp_path, monkeyp
     assert record["chosen"] == "mixed_bfloat16"
     assert record["reason"] == "kept from the run's start; auto: forced to bfloat16"
 
+
+def _other_tree(root: Path) -> Path:
+    """The same classes as ``make_tree``'s, other images."""
+    return make_tree(root, noise=60, colours=COLOURS[::-1], seed=7)
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_other_data_behind_a_relative_path(tree, tmp_path, monkeypatch, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(tree, first / "data")
+    _other_tree(second / "data")
+    run = tmp_path / "run"
+    monkeypatch.chdir(first)
+    args = cli_args("data", run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+    saved = (run / "config.yaml").read_text()
+    assert f"data: {first / 'data'}" in saved  # recorded absolute, not as typed
+    metrics = (run / "metrics.json").read_bytes()
+    capsys.readouterr()
+    # From elsewhere, the same relative path leads to other images: refused.
+    monkeypatch.chdir(second)
+    assert main(["evaluate", "--run-dir", str(run), "--data", "data"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "does not hold the data" in line and str(second / "data") in line
+    assert (run / "metrics.json").read_bytes() == metrics
+    # The recorded absolute source is used wherever evaluate runs from; a moved copy of the
+    # same images is accepted.
+    assert main(["evaluate", "--run-dir", str(run)]) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(first / "data", moved)
+    assert main(["evaluate", "--run-dir", str(run), "--data", str(moved)]) == 0
+    # Resuming on other data is refused the same way.
+    capsys.readouterr()
+    args = cli_args(str(second / "data"), run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 2
+    assert "different configuration" in one_error_line(capsys.readouterr().err)
+
+
+LOCK_HOLDER = """
+import sys
+from alexnet_lib.files import FolderLock
+lock = FolderLock(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_one_live_process_per_run_folder_and_no_stale_lock(tree, tmp_path, capsys):
+    from alexnet_lib.files import FolderLock
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(cli_args(tree, run)) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"in use by process {holder.pid}" in line and "--run-dir" in line
+        assert not (run / "config.yaml").exists()
+        with pytest.raises(Exception, match="in use"):
+            FolderLock(run)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    # The holder died without releasing anything: the kernel dropped its lock.
+    args = cli_args(tree, run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [["--batch-size", "100000"], ["--set=warmup_epochs=nan"],
+                                 ["--set=warmup_epochs=abc"]])
+def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tree, tmp_path, capsys, bad):
+    run = tmp_path / "run"
+    args = cli_args(tree, run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args + bad) == 2
+    one_error_line(capsys.readouterr().err)
+    assert not run.exists()
+    # A start that failed after creating its files (before any checkpoint) binds nothing.
+    run.mkdir()
+    (run / "config.yaml").write_text("preset: cifar\nrecipe: cpu\nepochs: 99\n")
+    (run / "normalization.json").write_text("{}")
+    assert main(args) == 0
+    assert "different configuration" not in capsys.readouterr().err
+
+
+def test_crash_debris_is_removed_on_the_next_start(trained, tree, tmp_path, capsys):
+    from alexnet_lib.files import _HOST
+
+    run = copy_run(trained.run_dir, tmp_path / "run")
+    ckpts = run / "checkpoints"
+    kept = sorted(p.name for p in ckpts.iterdir())
+    dead = 4_194_304 + 1  # above Linux's largest pid: no live process has it
+    debris = [ckpts / f".best.keras.{_HOST}-{dead}.tmp.keras",
+              ckpts / "ckpt-7_temp", ckpts / "ckpt-3.index", ckpts / "ckpt-3.data-00000-of-00001",
+              run / f".history.csv.{_HOST}-{dead}.tmp"]
+    for path in debris:
+        if path.name.endswith("_temp"):
+            (path / "part-00000-of-00001").parent.mkdir(parents=True)
+            (path / "part-00000-of-00001").write_bytes(b"x")
+        else:
+            path.write_bytes(b"x" * 100)
+    live = run / f".metrics.json.{_HOST}-{os.getppid()}.tmp"  # a live writer's file stays
+    theirs = run / ".report.2024.tmp"  # not a name the project writes: stays
+    theirs.write_bytes(b"x")
+    live.write_bytes(b"x")
+    assert main(cli_args(tree, run)) == 0  # finished: it only evaluates, after cleaning
+    assert "Removed 5 file(s) left by an interrupted run" in capsys.readouterr().out
+    assert not any(p.exists() for p in debris)
+    assert live.exists() and theirs.exists()
+    assert sorted(p.name for p in ckpts.iterdir()) == kept
+
+
+def test_a_file_as_run_folder_is_refused(tree, tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("not a folder")
+    assert main(["train", "--data", str(tree), "--run-dir", str(path), "--val-size", "16"]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys.readouterr().err)
+    assert path.read_text() == "not a folder"
+
+
+def test_an_unwritable_run_folder_is_refused_before_evaluating(trained, tmp_path, monkeypatch,
+                                                               capsys):
+    run = copy_run(trained.run_dir, tmp_path / "run")
+    before = (run / "metrics.json").read_bytes()
+    touch = Path.touch
+
+    def read_only(path, *args, **kwargs):  # root ignores permission bits: force the case
+        if path.parent == run:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+        return touch(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "touch", read_only)
+    monkeypatch.setattr("alexnet_lib.evaluate.load_model",
+                        lambda *a: pytest.fail("evaluated a run whose metrics cannot be saved"))
+    assert main(["evaluate", "--run-dir", str(run)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(run) in line and "not writable" in line
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def _edit_info(source: Path, target: Path, edit) -> Path:
+    """A copy of a ``.keras`` file whose inference information ``edit(info)`` changed."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+
+                def visit(node):
+                    if isinstance(node, dict):
+                        if node.get("class_name") == "InferenceInfo":
+                            edit(node["config"]["info"])
+                        for value in node.values():
+                            visit(value)
+                    elif isinstance(node, list):
+                        for value in node:
+                            visit(value)
+                visit(config)
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+    return target
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda info: info.pop("class_names"), "class_names must be a list"),
+    (lambda info: info.update(class_names=["red", "green"]), "2 class names for a model with 4"),
+    (lambda info: info.update(class_names=[1, 2, 3, 4]), "class_names must be a list"),
+    (lambda info: info["normalization"].update(std=[0.0, 0.2, 0.2]), "std must be"),
+    (lambda info: info["normalization"].update(mean=["x", 0, 0]), "mean must be"),
+])
+def test_a_model_with_bad_inference_information_is_refused(trained, tmp_path, capsys, edit,
+                                                           message):
+    red = tmp_path / "red.png"
+    Image.fromarray(np.full((16, 16, 3), COLOURS[0], np.uint8)).save(red)
+    bad = _edit_info(trained.run_dir / "checkpoints" / "best.keras", tmp_path / "bad.keras", edit)
+    assert main(["predict", "--checkpoint", str(bad), str(red)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "bad.keras carries bad inference information" in line and message in line

@@ -93,3 +93,11 @@ def progress_lines(lines):
             continue
         bar = re.match(r"(\d+)/\d+ ", text)
         yield (epoch, int(bar[1])) if bar and epoch else None
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error: ...`` line of a command's standard error (and no traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
