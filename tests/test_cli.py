@@ -1,6 +1,7 @@
 """python -m alexnet_lib: the commands print what they claim and fail clearly."""
 
 import errno
+import json
 import os
 import re
 import shlex
@@ -9,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
-from helpers.tiny import cli_args, one_error_line, progress_lines
+from helpers.tiny import COLOURS, cli_args, copy_run, one_error_line, progress_lines
+from PIL import Image
 
 from alexnet_lib.cli import _parse_overrides, main
 from alexnet_lib.data.folders import ImageError, decode_image
+from alexnet_lib.predict import Predictor, predict
 from alexnet_lib.runs import read_history
 
 
@@ -249,3 +253,77 @@ def test_misleading_words_are_gone(trained, tmp_path, capsys):
     with pytest.raises(ImageError, match="--skip-corrupt") as error:
         decode_image(broken)
     assert "skip_corrupt=True in Python" in str(error.value)
+
+
+def test_cli_evaluate_predict(trained, tmp_path, capsys):
+    run = copy_run(trained.run_dir, tmp_path / "cli")
+    assert main(["evaluate", "--run-dir", str(run), "--tta"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["tta"] is True and metrics["test_top1"] > 0.6
+    assert main(["evaluate", "--run-dir", str(run), "--views", "flip"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["views"] == "flip" and metrics["center_top1"] > 0.6
+    capsys.readouterr()
+    assert main(["evaluate", "--run-dir", str(run), "--tta", "--views", "center"]) == 2
+    assert "--tta means --views tta" in capsys.readouterr().err
+    # predict: images of another size and mode, one broken file; the others still run.
+    big = tmp_path / "big_red.jpg"
+    Image.fromarray(np.full((120, 90, 3), COLOURS[0], np.uint8)).save(big)
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.full((20, 20), 128, np.uint8), mode="L").save(gray)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    capsys.readouterr()
+    code = main(["predict", "--checkpoint", str(run / "checkpoints" / "best.keras"), "--json",
+                 "--top-k", "2", str(big), str(broken), str(gray)])
+    captured = capsys.readouterr()
+    assert code == 1 and "broken.png" in captured.err
+    results = json.loads(captured.out)
+    assert [r["path"] for r in results] == [str(big), str(broken), str(gray)]
+    assert results[0]["top"][0]["class"] == "red" and len(results[0]["top"]) == 2
+    assert "error" in results[1]
+    # The grey image (one channel, 20x20): its top-2 are the model's two highest
+    # probabilities for the same pixels as RGB at the stored size.
+    predictor = Predictor(run)
+    grey_rgb = np.full((16, 16, 3), 128, np.uint8)
+    expected = np.sort(predictor.probabilities(grey_rgb[None])[0])[::-1][:2]
+    np.testing.assert_allclose([t["probability"] for t in results[2]["top"]], expected, rtol=1e-5)
+    ok = predict(run, [big])[0]
+    assert ok.top[0][0] == "red" and ok.error is None
+    # Views: the default is the run's recipe's (here flip): the image and its mirror.
+    half = tmp_path / "half.png"
+    Image.fromarray(np.concatenate([np.full((16, 8, 3), COLOURS[0], np.uint8),
+                                    np.full((16, 8, 3), COLOURS[1], np.uint8)], 1)).save(half)
+    assert predictor.views == "flip"
+    x = Predictor(run, views="center").preprocess(np.asarray(Image.open(half).convert("RGB")))
+    model = predictor.model
+    by_hand = (np.asarray(model(x))[0] + np.asarray(model(x[:, :, ::-1]))[0]) / 2
+    for views, expected in (("flip", by_hand), ("center", np.asarray(model(x))[0])):
+        top = predict(run, [half], top_k=4, views=views)[0].top
+        np.testing.assert_allclose([p for _, p in top], np.sort(expected)[::-1], rtol=1e-5)
+    with pytest.raises(ValueError, match="'mirror'"):
+        Predictor(run, views="mirror")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--recipe", "fast"], "Unknown recipe 'fast'"),
+    (["train", "--preset", "tiny"], "tiny"),
+    (["train", "--data", "/no/such/data"], "/no/such/data"),
+    (["train", "--set", "colour=red"], "'colour' is neither"),
+    (["evaluate", "--run-dir", "/no/such/run"], "/no/such/run"),
+])
+def test_cli_errors_name_the_value(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_runs_from_scratch_and_evaluates(tree, tmp_path, capsys):
+    run = tmp_path / "one"
+    args = cli_args(tree, run)
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Training 'cifar' with recipe 'cpu'" in out and "Epoch 1/1" in out
+    assert f"Checkpoint: {run / 'checkpoints' / 'best.keras'}" in out
+    assert json.loads((run / "metrics.json").read_text())["num_examples"] == 48

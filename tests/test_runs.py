@@ -24,7 +24,7 @@ from PIL import Image
 from alexnet_lib.cli import main
 from alexnet_lib.files import MARKER, dump_yaml
 from alexnet_lib.model import build_alexnet, get_preset
-from alexnet_lib.runs import RunFolder, inference_model
+from alexnet_lib.runs import RunFolder, inference_model, load_model
 
 
 def _snapshot(folder: Path) -> dict:
@@ -359,3 +359,21 @@ def test_a_model_with_bad_inference_information_is_refused(trained, tmp_path, ca
     assert main(["predict", "--checkpoint", str(bad), str(red)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "bad.keras carries bad inference information" in line and message in line
+
+
+def test_tampered_models_are_refused(tmp_path):
+    # A model with a Lambda layer (arbitrary Python) loads without safe mode, and is refused
+    # with it.
+    inputs = keras.Input((4,))
+    evil = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    evil.save(tmp_path / "evil.keras")
+    keras.saving.load_model(tmp_path / "evil.keras", safe_mode=False)
+    with pytest.raises(ValueError, match=r"evil.keras is not a model saved by alexnet_lib "
+                                         r"\(.*(Lambda|lambda|safe_mode)"):
+        load_model(tmp_path / "evil.keras")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(ValueError, match="truncated.keras is not a .keras model file"):
+        load_model(truncated)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        load_model(tmp_path / "missing.keras")

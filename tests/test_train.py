@@ -1,6 +1,6 @@
-"""Training: recipes, schedules, optimizers, a real run on a learnable tiny tree (the suite's
-shared ``trained`` run), resume after kill -9, divergence, tampered checkpoints and models,
-evaluation and prediction."""
+"""Training (alexnet_lib.train): a real run on a learnable tiny tree (the suite's shared
+``trained`` run), the step's loss and each optimizer, weight decay, moving averages, conv1's
+whitening, the plateau rule, resume after kill -9, damaged checkpoints, strategies."""
 
 import json
 import os
@@ -27,85 +27,13 @@ from PIL import Image
 
 import alexnet_lib.run_data as run_data
 from alexnet_lib.cli import main
-from alexnet_lib.config import RECIPES, TrainConfig, get_recipe
+from alexnet_lib.config import get_recipe
 from alexnet_lib.errors import TrainingDiverged
 from alexnet_lib.evaluate import evaluate
-from alexnet_lib.metrics import classification_metrics
-from alexnet_lib.model import build_alexnet, whitening_kernel
-from alexnet_lib.predict import Predictor, predict
+from alexnet_lib.model import whitening_kernel
+from alexnet_lib.predict import predict
 from alexnet_lib.runs import load_model, read_history
-from alexnet_lib.train import Trainer, learning_rate_at
-
-
-def test_recipes_validate_and_name_bad_values():
-    assert get_recipe("seed").learning_rate == 5e-5 and get_recipe("seed").epochs == 18
-    paper = get_recipe("paper")
-    assert (paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size) == (
-        "sgd", 0.9, 5e-4, 128)
-    with pytest.raises(ValueError, match="Unknown recipe 'fast'"):
-        get_recipe("fast")
-    with pytest.raises(ValueError, match="epochs=-1"):
-        get_recipe("cpu", epochs=-1)
-    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
-        get_recipe("cpu", optimizer="rmsprop")
-    with pytest.raises(ValueError, match="lr"):
-        get_recipe("cpu", lr=0.1)
-    with pytest.raises(ValueError, match="eval_views='mirror'"):
-        get_recipe("cpu", eval_views="mirror")
-    assert get_recipe("cpu").eval_views == "shift" and get_recipe("seed").eval_views == "center"
-    with pytest.raises(ValueError, match="conv1_init='pca'"):
-        get_recipe("cpu", conv1_init="pca")
-    with pytest.raises(ValueError, match="augment flip=MODE"):
-        get_recipe("cpu", augment="flip=never")
-    for bad in (1.0, -0.1):
-        with pytest.raises(ValueError, match=f"ema={bad}"):
-            get_recipe("cpu", ema=bad)
-    assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "long", "ablation"}
-
-
-def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
-    cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
-    differ = {"name", "description", "epochs", "warmup_epochs", "augment", "preset_overrides"}
-    for recipe, extra in ((quick, {"batch_size", "learning_rate"}),
-                          (long, {"weight_decay", "eval_views"})):
-        changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
-        assert changed == differ | extra, recipe.name
-    assert (cpu.weight_decay, quick.weight_decay, long.weight_decay) == (0.2, 0.2, 0.15)
-    for recipe in (cpu, long):
-        assert (recipe.batch_size, recipe.learning_rate) == (128, 4e-3), recipe.name
-    assert (quick.batch_size, quick.learning_rate) == (64, 3e-3)
-    assert (cpu.epochs, quick.epochs, long.epochs) == (16, 7, 38)
-    assert (cpu.augment, quick.augment, long.augment) == (
-        "crop=1,flip=alternate", "flip=alternate", "crop=2,flip=alternate")
-    # The test views reach as far as training's translations: one pixel, or two for long.
-    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift", "shift", "shift2")
-    cpu_preset = TrainConfig().resolve().preset
-    assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
-        48, (96, 144, 144, 96), 384)
-    quick_preset = TrainConfig(recipe="quick").resolve().preset
-    assert (quick_preset.conv1_filters, quick_preset.conv_filters, quick_preset.fc_units) == (
-        32, (64, 96, 96, 64), 256)
-    # The long recipe's preset: the cifar topology at 1.5x its widths, conv1 at 64, dropout off.
-    preset = TrainConfig(recipe="long").resolve().preset
-    assert (preset.conv1_filters, preset.conv_filters, preset.fc_units, preset.dropout) == (
-        64, (192, 288, 288, 192), 768, 0.0)
-    c1, (c2, c3, c4, c5), fc = 64, (192, 288, 288, 192), 768
-    towers = lambda k, cin, cout: 2 * (k * k * (cin // 2) * (cout // 2) + cout // 2)  # noqa: E731
-    expected = (5 * 5 * 3 * c1 + c1) + towers(3, c1, c2) + (9 * c2 * c3 + c3) \
-        + towers(3, c3, c4) + towers(3, c4, c5) + (3 * 3 * c5 * fc + fc) + (fc * fc + fc) \
-        + (fc * 10 + 10)
-    assert build_alexnet(preset).count_params() == expected == 3_107_018
-
-
-def test_learning_rate_schedules():
-    onecycle = get_recipe("cpu", epochs=10, learning_rate=0.1, warmup_epochs=2)
-    assert learning_rate_at(onecycle, 0, 100) == pytest.approx(0.1 / 200)
-    assert learning_rate_at(onecycle, 199, 100) == pytest.approx(0.1)
-    assert learning_rate_at(onecycle, 600, 100) == pytest.approx(0.1 * 0.5 + 1e-4 * 0.5)
-    assert learning_rate_at(onecycle, 1000, 100) == pytest.approx(1e-4)
-    cosine = onecycle.replace(schedule="cosine")
-    assert learning_rate_at(cosine, 600, 100) == pytest.approx(0.05)
-    assert learning_rate_at(get_recipe("paper"), 12345, 100) == 0.01
+from alexnet_lib.train import Trainer
 
 
 def test_training_learns_writes_the_run_folder_and_evaluates(trained):
@@ -170,15 +98,6 @@ def tensorboard_scalars(folder, tag: str) -> list[tuple[int, float]]:
     events = EventAccumulator(str(folder))
     events.Reload()
     return [(e.step, float(make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
-
-
-def test_metrics_count_every_example():
-    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
-    labels = np.array([0, 1, 1, 2])
-    m = classification_metrics(probs, labels, ["a", "b", "c"])
-    assert m["test_top1"] == 0.5 and m["test_top5"] == 1.0
-    assert m["per_class"] == {"a": 1.0, "b": 0.5, "c": 0.0}
-    assert m["confusion"] == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
 
 
 def _run_cli(args, **kw):
@@ -256,86 +175,6 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tree, trained,
     assert int(again.optimizer.iterations.numpy()) == int(kept[-2].rsplit("-", 1)[1])
 
 
-def test_tampered_models_are_refused(tmp_path):
-    # A model with a Lambda layer (arbitrary Python) loads without safe mode, and is refused
-    # with it.
-    inputs = keras.Input((4,))
-    evil = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
-    evil.save(tmp_path / "evil.keras")
-    keras.saving.load_model(tmp_path / "evil.keras", safe_mode=False)
-    with pytest.raises(ValueError, match=r"evil.keras is not a model saved by alexnet_lib "
-                                         r"\(.*(Lambda|lambda|safe_mode)"):
-        load_model(tmp_path / "evil.keras")
-    truncated = tmp_path / "truncated.keras"
-    truncated.write_bytes(b"PK\x03\x04 not a whole zip")
-    with pytest.raises(ValueError, match="truncated.keras is not a .keras model file"):
-        load_model(truncated)
-    with pytest.raises(FileNotFoundError, match="missing.keras"):
-        load_model(tmp_path / "missing.keras")
-
-
-def test_cli_evaluate_predict(trained, tmp_path, capsys):
-    run = copy_run(trained.run_dir, tmp_path / "cli")
-    assert main(["evaluate", "--run-dir", str(run), "--tta"]) == 0
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["tta"] is True and metrics["test_top1"] > 0.6
-    assert main(["evaluate", "--run-dir", str(run), "--views", "flip"]) == 0
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["views"] == "flip" and metrics["center_top1"] > 0.6
-    capsys.readouterr()
-    assert main(["evaluate", "--run-dir", str(run), "--tta", "--views", "center"]) == 2
-    assert "--tta means --views tta" in capsys.readouterr().err
-    # predict: images of another size and mode, one broken file; the others still run.
-    big = tmp_path / "big_red.jpg"
-    Image.fromarray(np.full((120, 90, 3), COLOURS[0], np.uint8)).save(big)
-    gray = tmp_path / "gray.png"
-    Image.fromarray(np.full((20, 20), 128, np.uint8), mode="L").save(gray)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    capsys.readouterr()
-    code = main(["predict", "--checkpoint", str(run / "checkpoints" / "best.keras"), "--json",
-                 "--top-k", "2", str(big), str(broken), str(gray)])
-    captured = capsys.readouterr()
-    assert code == 1 and "broken.png" in captured.err
-    results = json.loads(captured.out)
-    assert [r["path"] for r in results] == [str(big), str(broken), str(gray)]
-    assert results[0]["top"][0]["class"] == "red" and len(results[0]["top"]) == 2
-    assert "error" in results[1]
-    # The grey image (one channel, 20x20): its top-2 are the model's two highest
-    # probabilities for the same pixels as RGB at the stored size.
-    predictor = Predictor(run)
-    grey_rgb = np.full((16, 16, 3), 128, np.uint8)
-    expected = np.sort(predictor.probabilities(grey_rgb[None])[0])[::-1][:2]
-    np.testing.assert_allclose([t["probability"] for t in results[2]["top"]], expected, rtol=1e-5)
-    ok = predict(run, [big])[0]
-    assert ok.top[0][0] == "red" and ok.error is None
-    # Views: the default is the run's recipe's (here flip): the image and its mirror.
-    half = tmp_path / "half.png"
-    Image.fromarray(np.concatenate([np.full((16, 8, 3), COLOURS[0], np.uint8),
-                                    np.full((16, 8, 3), COLOURS[1], np.uint8)], 1)).save(half)
-    assert predictor.views == "flip"
-    x = Predictor(run, views="center").preprocess(np.asarray(Image.open(half).convert("RGB")))
-    model = predictor.model
-    by_hand = (np.asarray(model(x))[0] + np.asarray(model(x[:, :, ::-1]))[0]) / 2
-    for views, expected in (("flip", by_hand), ("center", np.asarray(model(x))[0])):
-        top = predict(run, [half], top_k=4, views=views)[0].top
-        np.testing.assert_allclose([p for _, p in top], np.sort(expected)[::-1], rtol=1e-5)
-    with pytest.raises(ValueError, match="'mirror'"):
-        Predictor(run, views="mirror")
-
-
-@pytest.mark.parametrize("args, message", [
-    (["train", "--recipe", "fast"], "Unknown recipe 'fast'"),
-    (["train", "--preset", "tiny"], "tiny"),
-    (["train", "--data", "/no/such/data"], "/no/such/data"),
-    (["train", "--set", "colour=red"], "'colour' is neither"),
-    (["evaluate", "--run-dir", "/no/such/run"], "/no/such/run"),
-])
-def test_cli_errors_name_the_value(args, message, capsys):
-    assert main(args) == 2
-    assert message in capsys.readouterr().err
-
-
 def test_rerun_of_a_finished_run_only_evaluates(tree, trained, tmp_path, capsys):
     """The CLI's arguments of the shared run, on a copy of it: nothing is trained, and the
     evaluation (the recipe's flip views) is the run's."""
@@ -347,35 +186,6 @@ def test_rerun_of_a_finished_run_only_evaluates(tree, trained, tmp_path, capsys)
     assert metrics["views"] == "flip"
     assert metrics["test_top1"] == evaluate(trained.run_dir, write=False)["test_top1"]
     assert f"Test accuracy (top-1) {metrics['test_top1']:.4f}" in out
-
-
-@pytest.mark.slow
-def test_cli_train_runs_from_scratch_and_evaluates(tree, tmp_path, capsys):
-    run = tmp_path / "one"
-    args = cli_args(tree, run)
-    args[args.index("--epochs") + 1] = "1"
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "Training 'cifar' with recipe 'cpu'" in out and "Epoch 1/1" in out
-    assert f"Checkpoint: {run / 'checkpoints' / 'best.keras'}" in out
-    assert json.loads((run / "metrics.json").read_text())["num_examples"] == 48
-
-
-def test_recipe_follows_the_preset():
-    from alexnet_lib.cli import build_parser, train_config_from_args
-
-    parse = build_parser().parse_args
-    assert train_config_from_args(parse(["train", "--preset", "seed"])).recipe == "seed"
-    assert train_config_from_args(parse(["train", "--recipe", "paper"])).preset == "paper"
-    config = train_config_from_args(parse(["train", "--set", "dropout=0.3", "--epochs", "2"]))
-    assert (config.preset, config.recipe) == ("cifar", "cpu")
-    resolved = config.resolve()
-    assert resolved.preset.dropout == 0.3 and resolved.recipe.epochs == 2
-    assert TrainConfig().resolve().preset.dropout == 0.0  # the cpu recipe's own choice
-    # The validation split: the recipe's (cpu: none, every image trains) unless given.
-    assert config.val_size == 0 and RECIPES["cpu"].val_size == 0
-    assert train_config_from_args(parse(["train", "--val-size", "100"])).val_size == 100
-    assert train_config_from_args(parse(["train", "--recipe", "paper"])).val_size == 5000
 
 
 @pytest.mark.slow
@@ -447,61 +257,6 @@ def test_the_same_loop_runs_under_mirrored_strategy(tree, trained, tmp_path):
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["replicas"] == 2 and data["steps"] == 3 * 9
     np.testing.assert_allclose(data["mirrored"], [r["loss"] for r in trained.history], rtol=2e-3)
-
-
-@pytest.mark.parametrize("gpus, flags, speedup, expected", [
-    (0, {"avx2", "fma"}, None, "float32"),                     # AVX2 only: never measured
-    (0, {"avx512f", "avx512_bf16"}, 1.54, "mixed_bfloat16"),   # AMD EPYC, measured 1.54x
-    (0, {"avx512f", "avx512_bf16"}, 0.63, "float32"),          # Intel Xeon, measured 0.63x
-    (0, {"amx_bf16", "amx_tile"}, 2.0, "mixed_bfloat16"),
-    (2, {"avx2"}, None, "mixed_bfloat16"),                     # GPUs: tensor cores
-])
-def test_precision_auto_is_decided_by_the_devices_and_the_cpu(gpus, flags, speedup, expected):
-    """Faked devices, CPU flags and measurements: the decision on any host."""
-    from alexnet_lib.precision import choose_precision
-
-    measured = []
-
-    def measure():
-        measured.append(1)
-        return speedup
-
-    chosen, reason = choose_precision("auto", gpus=gpus, flags=frozenset(flags), measure=measure)
-    assert chosen == expected
-    assert bool(measured) == (gpus == 0 and bool(flags & {"avx512_bf16", "amx_bf16"}))
-    if measured:
-        assert f"{speedup:.2f}x" in reason
-    assert choose_precision("mixed_float16", gpus=gpus, flags=frozenset(flags)) == (
-        "mixed_float16", "asked for")
-
-
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    from alexnet_lib.precision import cpu_flags
-
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n")
-    assert cpu_flags(str(info)) == {"fpu", "avx2", "avx512_bf16"}
-    assert cpu_flags(str(tmp_path / "absent")) == frozenset()
-
-
-@pytest.mark.slow
-def test_the_run_records_its_precision_and_why(tree, tmp_path, monkeypatch):
-    import yaml
-
-    import alexnet_lib.precision as precision
-
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
-    monkeypatch.setattr(precision, "bfloat16_speedup", lambda preset: 1.6)
-    monkeypatch.setattr(tf.config, "list_logical_devices",
-                        lambda kind=None: [] if kind == "GPU" else [tf.config.LogicalDevice(
-                            "/device:CPU:0", "CPU")])
-    trainer = Trainer(config(tree, tmp_path / "auto", recipe={"epochs": 1, "precision": "auto"}))
-    assert trainer.recipe.precision == "mixed_bfloat16"
-    assert "precision mixed_bfloat16 (auto: the CPU has avx512_bf16" in trainer.devices_line()
-    trainer.fit()
-    recorded = yaml.safe_load((tmp_path / "auto" / "resolved.yaml").read_text())["precision"]
-    assert recorded["requested"] == "auto" and recorded["chosen"] == "mixed_bfloat16"
-    assert "1.60x" in recorded["reason"]
 
 
 @pytest.mark.slow
