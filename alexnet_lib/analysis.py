@@ -21,8 +21,9 @@ import numpy as np
 
 from .backend import backend_module
 from .checks import check_int
-from .data.datasets import Datasets
+from .data.datasets import Datasets, make_datasets
 from .data.preprocessing import Normalization, compute_normalization, resize_image
+from .data.sources import load_source
 from .layers import TowerConv2D
 from .metrics import PIPELINES, predict_probabilities
 
@@ -133,6 +134,17 @@ def conv1_kernels(model: keras.Model) -> tuple[np.ndarray, int]:
     return np.asarray(inner.get_layer("conv1").get_weights()[0]), towers
 
 
+def first_test_image(data: str, preset) -> tuple[np.ndarray, str]:
+    """The first test image of ``data`` as evaluation feeds it to a model of ``preset`` (a
+    :class:`~alexnet_lib.model.Preset`: the pipeline's own normalization, resizing and
+    centre crop; ``1 x S x S x 3``), and its class name."""
+    loaded = load_source(data)
+    datasets = make_datasets(data, preset.replace(num_classes=len(loaded[1])), loaded=loaded,
+                             batch_size=1, val_size=0)
+    x, y = next(iter(datasets.test()))
+    return np.asarray(x), datasets.class_names[int(np.asarray(y)[0])]
+
+
 def lrn_effect(model: keras.Model, images: np.ndarray,
                layer: str = "lrn1") -> dict[str, np.ndarray]:
     """The input and output of an LRN layer for a batch of (already preprocessed) images,
@@ -173,6 +185,17 @@ def predictions(model: keras.Model, datasets: Datasets, split: str = "test"
     if not np.array_equal(labels, stored_labels):
         raise RuntimeError("Evaluation order differs from the stored order.")
     return {"images": images, "labels": labels, "probs": probs}
+
+
+def metrics_summary(metrics: dict[str, Any]) -> str:
+    """A run's test metrics as text: top-1 and top-5, what they were measured over (images,
+    checkpoint, views), then each class's accuracy."""
+    views = metrics.get("views", "tta" if metrics.get("tta") else "center")
+    lines = [f"test top-1 {metrics['test_top1']:.4f}   top-5 {metrics['test_top5']:.4f}   "
+             f"({metrics['num_examples']} images, checkpoint {metrics['checkpoint']}, "
+             f"views: {views})"]
+    lines += [f"  {name:12s} {accuracy:.3f}" for name, accuracy in metrics["per_class"].items()]
+    return "\n".join(lines)
 
 
 def spread_over_classes(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

@@ -122,3 +122,27 @@ def test_the_grid_images_are_spread_over_the_classes():
     assert np.array_equal(shown, spread_over_classes(labels, 12, seed=0))  # seeded
     assert not np.array_equal(shown, spread_over_classes(labels, 12, seed=1))
     assert len(spread_over_classes(labels[:3], 12)) == 3  # never more than there are
+
+
+def test_metrics_summary_names_the_figures_and_how_they_were_measured():
+    from alexnet_lib.analysis import metrics_summary
+
+    text = metrics_summary({"test_top1": 0.85, "test_top5": 0.9926, "num_examples": 10000,
+                            "checkpoint": "best", "views": "shift",
+                            "per_class": {"cat": 0.7, "dog": 0.78}})
+    assert text.splitlines() == [
+        "test top-1 0.8500   top-5 0.9926   (10000 images, checkpoint best, views: shift)",
+        "  cat          0.700", "  dog          0.780"]
+
+
+def test_first_test_image_is_what_evaluation_feeds_the_model(tree):
+    from alexnet_lib.analysis import first_test_image
+    from alexnet_lib.data.datasets import make_datasets
+    from alexnet_lib.model import get_preset
+
+    preset = get_preset("cifar", image_size=16, num_classes=4)
+    x, label = first_test_image(str(tree), preset)
+    reference = make_datasets(str(tree), preset, batch_size=1, val_size=0)
+    first, y = next(iter(reference.test()))
+    assert x.shape == (1, 16, 16, 3) and label == reference.class_names[int(y[0])]
+    np.testing.assert_array_equal(x, np.asarray(first))
