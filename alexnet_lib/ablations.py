@@ -179,7 +179,7 @@ def measure_run(trainer: Trainer, target_error: float = TARGET_TRAIN_ERROR) -> d
     test = evaluate(run.path, views="center", datasets=datasets)
     model = load_model(run.model("best"))
     probs, labels = predict_probabilities(model, datasets.evaluation("train"))
-    train = classification_metrics(probs, labels, datasets.class_names)
+    train = classification_metrics(probs, labels, datasets.class_names, split="train")
     steps, seconds = steps_to_target(history, trainer.steps_per_epoch, target_error)
     kernel, towers = conv1_kernels(model)
     share = colour_share(kernel)
@@ -187,8 +187,8 @@ def measure_run(trainer: Trainer, target_error: float = TARGET_TRAIN_ERROR) -> d
     return {
         "test_error": 1.0 - test["test_top1"],
         "test_top5_error": 1.0 - test["test_top5"],
-        "train_error": 1.0 - train["test_top1"],
-        "generalization_gap": train["test_top1"] - test["test_top1"],
+        "train_error": 1.0 - train["train_top1"],
+        "generalization_gap": train["train_top1"] - test["test_top1"],
         "steps_to_target": steps,
         "seconds_to_target": seconds,
         "steps_per_epoch": trainer.steps_per_epoch,

@@ -56,18 +56,21 @@ def predict_probabilities(model: keras.Model, dataset, forward=None, *,
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray,
-                           class_names: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Top-1/top-5 accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
+                           class_names: list[str] | tuple[str, ...],
+                           split: str = "test") -> dict[str, Any]:
+    """Top-1/top-5 accuracy and the loss, keyed by ``split`` (``test_top1``, ``val_top1``,
+    ``train_top1``...), per-class accuracy and the confusion matrix (rows: true class)."""
     num_classes = probs.shape[1]
     top = np.argsort(-probs, axis=1)
     k = min(5, num_classes)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(confusion, (labels, top[:, 0]), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    chosen = probs[np.arange(len(labels)), labels]  # each example's probability of its class
     return {
-        "test_top1": float((top[:, 0] == labels).mean()),
-        "test_top5": float((top[:, :k] == labels[:, None]).any(1).mean()),
-        "test_loss": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)).mean()),
+        f"{split}_top1": float((top[:, 0] == labels).mean()),
+        f"{split}_top5": float((top[:, :k] == labels[:, None]).any(1).mean()),
+        f"{split}_loss": float(-np.log(np.clip(chosen, 1e-7, 1)).mean()),
         "num_examples": int(len(labels)),
         "per_class": {name: float(a) for name, a in zip(class_names, per_class)},
         "confusion": confusion.tolist(),

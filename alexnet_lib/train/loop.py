@@ -188,8 +188,8 @@ class Trainer:
         self.step.sync()
         with self.schedule.averaged_weights(self.model):
             probs, labels = predict_probabilities(self.model, dataset, self._eval_step)
-        metrics = classification_metrics(probs, labels, self.datasets.class_names)
-        return {"loss": metrics["test_loss"], "accuracy": metrics["test_top1"]}
+        metrics = classification_metrics(probs, labels, self.datasets.class_names, split="val")
+        return {"loss": metrics["val_loss"], "accuracy": metrics["val_top1"]}
 
     def inference_model(self) -> keras.Model:
         """The model behind the layer that carries its preprocessing, as it is saved."""
