@@ -26,7 +26,7 @@ help:
 	@echo "make test    run the test suite and execute the notebooks once (nbval); creates .venv"
 	@echo "make test-fast   the fast tier: no training runs, subprocesses, notebooks or real data"
 	@echo "make bench   measure training throughput (docs/benchmarks.md)"
-	@echo "make notebooks PARAMS=smoke|cpu|gpu-seed|gpu-paper   run the four notebooks (papermill)"
+	@echo "make notebooks PARAMS=smoke|cpu|gpu-origin|gpu-paper   run the four notebooks (papermill)"
 	@echo "make ablations PARAMS=smoke|full   the paper's claims: notebook 05's sweep (papermill)"
 	@echo "make lab     start JupyterLab with the project's kernel"
 	@echo "make gpu-kit   gpu-kit/: wheels and data for a JAX-only GPU machine (tools/gpu_check.sh)"

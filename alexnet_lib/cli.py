@@ -122,12 +122,12 @@ def cmd_train(args) -> int:
 
 
 VIEW_NOTES = {"center": "", "flip": ", each image averaged with its mirror image",
-              "shift": ", averaging 6 views (the image and its one-pixel shifts, mirrored)",
-              "shift2": ", averaging 10 views (the image and its two-pixel shifts, mirrored)",
+              "shift6": ", averaging 6 views (the image and its one-pixel shifts, mirrored)",
+              "shift10": ", averaging 10 views (the image and its two-pixel shifts, mirrored)",
               "tta": ", averaging the paper's 10 views"}
 # What each choice of --views averages, for the commands' help.
-VIEWS_HELP = ("center (the centre crop alone), flip (it and its mirror image), shift (those "
-              "and their one-pixel shifts up-left and down-right: 6 views), shift2 (the centre "
+VIEWS_HELP = ("center (the centre crop alone), flip (it and its mirror image), shift6 (those "
+              "and their one-pixel shifts up-left and down-right: 6 views), shift10 (the centre "
               "and its two-pixel shifts up, down, left and right, mirrored: 10 views) or tta "
               "(the paper's 10 views: corners, centre, mirrors)")
 
@@ -249,7 +249,7 @@ COMMANDS = {
     "summary": (cmd_summary, "build a preset and print its layers", None),
     "train": (cmd_train, "train (or resume) a run, then evaluate it",
                  "Train AlexNet into a run folder; the same command resumes an interrupted "
-                 "run. Recipes: cpu (default for cifar), quick, long, seed, paper."),
+                 "run. Recipes: cpu (default for cifar), quick, long, origin, paper."),
     "evaluate": (cmd_evaluate, "evaluate a run on the whole test set", None),
     "predict": (cmd_predict, "classify image files", None),
     "export": (cmd_export, "write a TensorFlow SavedModel for serving",
@@ -276,9 +276,19 @@ def _command(sub, name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _views_name(text: str) -> str:
+    """A ``--views`` value, checked as it is parsed (an earlier name gets its new one)."""
+    from . import quiet  # noqa: F401  # lazy: first, it hides TensorFlow's start-up lines
+    from .data.preprocessing import check_views  # lazy: keeps --help fast
+    try:
+        return check_views(text, "--views")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_views(parser: argparse.ArgumentParser, default: str, tta: bool = False) -> None:
     """``--views`` (and ``--tta``), with ``default`` said in the help."""
-    parser.add_argument("--views", choices=tuple(VIEW_NOTES),
+    parser.add_argument("--views", type=_views_name, metavar="{" + ",".join(VIEW_NOTES) + "}",
                         help=f"test-time views to average: {VIEWS_HELP}; default: {default}")
     if tta:
         parser.add_argument("--tta", action="store_true", help="the same as --views tta")
@@ -305,13 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the Python traceback of an error (also ALEXNET_TRACEBACK=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     summary = _command(sub, "summary")
-    summary.add_argument("--preset", default="cifar", help="paper, seed or cifar (default: cifar)")
+    summary.add_argument("--preset", default="cifar",
+                         help="paper, upsampled or cifar (default: cifar)")
     _add_set(summary, "preset", "--set towers=false --set image_size=64")
 
     train = _command(sub, "train")
-    train.add_argument("--preset", help="cifar (default), seed or paper")
+    train.add_argument("--preset", help="cifar (default), upsampled or paper")
     train.add_argument("--recipe",
-                       help="cpu, quick, long, seed or paper (default: the preset's own)")
+                       help="cpu, quick, long, origin or paper (default: the preset's own)")
     train.add_argument("--data", default="cifar10",
                        help="cifar10 (download), a CIFAR-10 archive or folder, or a class-folder "
                             "tree such as ../shared/datasets/cifar10-jpeg (default: cifar10)")
@@ -346,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the recipe's precision (LRN and the softmax stay float32; "
                             "float16 uses loss scaling)")
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
-    _add_views(train, "the recipe's (cpu: shift, long: shift2)", tta=True)
+    _add_views(train, "the recipe's (cpu: shift6, long: shift10)", tta=True)
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
 
     evaluate = _command(sub, "evaluate")
@@ -365,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_positive,
                          help="classes to show (default 5, or all of a model with fewer); at "
                               "most the model's class count")
-    _add_views(predict, "the views the model's recipe evaluates with (cpu: shift)")
+    _add_views(predict, "the views the model's recipe evaluates with (cpu: shift6)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")
@@ -377,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_views(export, "the model's")
 
     notebooks = _command(sub, "notebooks")
-    _add_parameter_set(notebooks, "smoke (default), cpu, gpu-seed, gpu-paper, or the name of any "
+    _add_parameter_set(notebooks, "smoke (default), cpu, gpu-origin, gpu-paper, or the name of any "
                                   "notebooks/params/*.yaml", "run folder")
     notebooks.add_argument("--log-output", action="store_true",
                            help="echo the notebooks' output while they run")

@@ -29,7 +29,7 @@ from .checks import (
 )
 from .data.preprocessing import NORMALIZATIONS, Augment, check_views
 from .data.sources import resolve_source
-from .model import OVERRIDABLE, Preset, get_preset, scaled_widths
+from .model import OVERRIDABLE, RENAMED_PRESETS, Preset, get_preset, scaled_widths
 from .paths import runs_dir
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -71,9 +71,10 @@ class Recipe:
             ``{"image_size": 24}``); the configuration's own preset overrides (``--set``)
             still win.
         eval_views: the test-time views of the evaluation after training: ``center``,
-            ``flip`` (each image and its mirror image, probabilities averaged), ``shift``
-            (those and their one-pixel shifts), ``shift2`` (the image and its two-pixel
-            shifts up, down, left and right, mirrored) or ``tta`` (the paper's 10 views).
+            ``flip`` (each image and its mirror image, probabilities averaged), ``shift6``
+            (those and their one-pixel shifts up-left and down-right: 6 views), ``shift10``
+            (the image and its two-pixel shifts up, down, left and right, mirrored: 10 views)
+            or ``tta`` (the paper's 10 views).
             ``evaluate --views`` picks others later.
         conv1_init: ``preset`` (the preset's ``init``) or ``whiten``: conv1's filters start
             as the leading principal components of the training images' patches, scaled to
@@ -169,11 +170,11 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "seed": Recipe(
-        name="seed",
-        description="The seed's CIFAR-10 experiment: Adam, lr 5e-5, batch 64, 18 epochs, "
-                    "images upsampled to the model's input, no augmentation.",
-        preset="seed", optimizer="adam", learning_rate=5e-5, batch_size=64, epochs=18,
+    "origin": Recipe(
+        name="origin",
+        description="The original experiment this project grew from: Adam, lr 5e-5, batch "
+                    "64, 18 epochs, images upsampled to the model's input, no augmentation.",
+        preset="upsampled", optimizer="adam", learning_rate=5e-5, batch_size=64, epochs=18,
         schedule="constant", augment="none"),
     "paper": Recipe(
         name="paper",
@@ -195,7 +196,7 @@ RECIPES: dict[str, Recipe] = {
                     "sized for 30 minutes of 2 AVX2 cores.",
         preset="cifar", optimizer="adamw", learning_rate=4e-3, weight_decay=0.2,
         batch_size=128, epochs=16, schedule="onecycle", warmup_epochs=0.5,
-        label_smoothing=0.2, augment="crop=1,flip=alternate", eval_views="shift",
+        label_smoothing=0.2, augment="crop=1,flip=alternate", eval_views="shift6",
         val_size=0, conv1_init="whiten",
         preset_overrides={"dropout": 0.0, **scaled_widths("cifar", 0.75)}),
     "ablation": Recipe(
@@ -222,7 +223,7 @@ RECIPES["quick"] = dataclasses.replace(
 
 RECIPES["long"] = dataclasses.replace(
     RECIPES["cpu"], name="long", epochs=38, warmup_epochs=1.0, augment="crop=2,flip=alternate",
-    weight_decay=0.15, eval_views="shift2",
+    weight_decay=0.15, eval_views="shift10",
     preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 1.5),
                       "conv1_filters": 64},
     description="Sized for three hours of 2 AVX2 cores: the cpu recipe on the cifar "
@@ -239,13 +240,40 @@ def get_recipe(recipe: str | Recipe = "cpu", **overrides) -> Recipe:
     """A named recipe with ``overrides`` applied (unknown names raise ``ValueError``)."""
     if isinstance(recipe, Recipe):
         return recipe.replace(**overrides) if overrides else recipe.validate()
-    if recipe not in RECIPES:
+    return RECIPES[check_recipe_name(recipe)].replace(**overrides)
+
+
+def check_recipe_name(recipe: Any, name: str = "recipe") -> str:
+    """``recipe`` if it names a recipe, else one ``ValueError`` naming the choices (or, for
+    an earlier name, the new one)."""
+    if isinstance(recipe, str) and recipe in RENAMED_RECIPES:
+        raise ValueError(f"The recipe {recipe!r} is now named {RENAMED_RECIPES[recipe]!r}: "
+                         f"give {name}={RENAMED_RECIPES[recipe]!r}. Received: {name}={recipe!r}")
+    if not isinstance(recipe, str) or recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}: choose from {sorted(RECIPES)}.")
-    return RECIPES[recipe].replace(**overrides)
+    return recipe
+
+
+def migrate_saved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.yaml`` mapping an earlier version wrote, with the names it used that have
+    since changed (:data:`RENAMED_RECIPES`, :data:`~alexnet_lib.model.RENAMED_PRESETS`, the
+    views of :data:`~alexnet_lib.data.preprocessing.RENAMED_VIEWS`) given their new ones."""
+    saved = dict(saved)
+    if isinstance(saved.get("preset"), str):
+        saved["preset"] = RENAMED_PRESETS.get(saved["preset"], saved["preset"])
+    if isinstance(saved.get("recipe"), str):
+        saved["recipe"] = RENAMED_RECIPES.get(saved["recipe"], saved["recipe"])
+    overrides = saved.get("recipe_overrides")
+    if isinstance(overrides, dict) and isinstance(overrides.get("eval_views"), str):
+        saved["recipe_overrides"] = {**overrides, "eval_views": check_views(
+            overrides["eval_views"], "eval_views", saved=True)}
+    return saved
 
 
 # The recipe a preset trains with when none is named.
-DEFAULT_RECIPE = {"cifar": "cpu", "seed": "seed", "paper": "paper"}
+DEFAULT_RECIPE = {"cifar": "cpu", "upsampled": "origin", "paper": "paper"}
+# Earlier names, refused with the new one (and read in the run folders they name).
+RENAMED_RECIPES = {"seed": "origin"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,8 +360,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """The configuration a ``config.yaml`` holds (see :func:`migrate_saved`)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in migrate_saved(data).items() if k in names})
 
 
 PRESET_FIELDS = frozenset(OVERRIDABLE)
@@ -373,8 +402,8 @@ def make_train_config(*, preset: str | None = None, recipe: str | None = None,
         overrides_name: what the caller calls ``overrides``, for the error messages.
         fields: other :class:`TrainConfig` fields (``data``, ``run_dir``, ``seed``...).
     """
-    if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}: choose from {sorted(RECIPES)}.")
+    if recipe is not None:
+        check_recipe_name(recipe)
     preset = preset or (RECIPES[recipe].preset if recipe else "cifar")
     recipe = recipe or DEFAULT_RECIPE.get(preset, "cpu")
     preset_overrides, recipe_overrides = split_overrides(overrides or {}, overrides_name)

@@ -3,7 +3,7 @@ with dropout off, written to the run's ``metrics.json``.
 
 Accuracy is counted over every example (not a mean of per-batch means). With
 ``views="flip"`` the class probabilities of each image and its mirror image are averaged
-before ranking; with ``views="shift"`` or ``"shift2"`` those of the image and its one- or
+before ranking; with ``views="shift6"`` or ``"shift10"`` those of the image and its one- or
 two-pixel shifts, mirrored; with ``views="tta"`` those of the paper's 10 views (four corners,
 centre, and their mirror images; see :mod:`alexnet_lib.data.transforms`). The centre view's
 own accuracy is reported beside the averaged one (it is one of the views, so it costs
@@ -35,9 +35,10 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
     """Evaluate a run's ``best`` (or ``last``) model on the whole test split.
 
     Args:
-        views: test-time views, one of ``"center"``, ``"flip"`` (average each image and
-            its mirror image) or ``"tta"`` (average the paper's 10 views); ``None``: the
-            run's recipe's ``eval_views``.
+        views: test-time views, one of :data:`~alexnet_lib.data.preprocessing.VIEWS`:
+            ``"center"``, ``"flip"`` (average each image and its mirror image), ``"shift6"``,
+            ``"shift10"`` (6 or 10 shifted views, mirrored) or ``"tta"`` (average the
+            paper's 10 views); ``None``: the run's recipe's ``eval_views``.
         tta: shorthand for ``views="tta"``.
         data: where the run's data is now, when it moved (the run's recorded source by
             default); refused unless it holds the same images.

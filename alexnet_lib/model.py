@@ -206,14 +206,14 @@ _PAPER = _preset(
 
 PRESETS: dict[str, Preset] = {
     "paper": _PAPER,
-    "seed": dataclasses.replace(
+    "upsampled": dataclasses.replace(
         _PAPER,
-        name="seed",
+        name="upsampled",
         description=(
-            "The seed project's CIFAR-10 experiment: CIFAR images upsampled to the paper's "
-            "227x227 input, 10 classes, otherwise the paper's network -- with the paper's "
-            "padding, so conv5 stays 13x13 (the seed's VALID padding shrank it to 1x1). "
-            "56,909,194 parameters; trains at about the `paper` preset's speed (a GPU job)."
+            "The original experiment this project grew from: CIFAR images upsampled to the "
+            "paper's 227x227 input, 10 classes, otherwise the paper's network -- with the "
+            "paper's padding, so conv5 stays 13x13 (the original's VALID padding shrank it "
+            "to 1x1). 56,909,194 parameters; a GPU job, as the `paper` preset is."
         ),
         num_classes=10,
     ),
@@ -232,6 +232,8 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 DEFAULT_CPU_PRESET = "cifar"
+# Earlier names, refused with the new one (and read in the run folders they name).
+RENAMED_PRESETS = {"seed": "upsampled"}
 
 
 def get_preset(preset: str | Preset = "paper", **overrides) -> Preset:
@@ -242,14 +244,21 @@ def get_preset(preset: str | Preset = "paper", **overrides) -> Preset:
     """
     if isinstance(preset, Preset):
         base = preset
-    elif isinstance(preset, str) and preset in PRESETS:
-        base = PRESETS[preset]
     else:
-        raise ValueError(
-            f"Unknown AlexNet preset {preset!r}. Valid presets: {sorted(PRESETS)}. "
-            f"Received: preset={preset!r}"
-        )
+        base = PRESETS[check_preset_name(preset)]
     return base.replace(**overrides)
+
+
+def check_preset_name(preset: Any, name: str = "preset") -> str:
+    """``preset`` if it names a preset, else one ``ValueError`` naming the choices (or, for
+    an earlier name, the new one)."""
+    if isinstance(preset, str) and preset in RENAMED_PRESETS:
+        raise ValueError(f"The preset {preset!r} is now named {RENAMED_PRESETS[preset]!r}: "
+                         f"give {name}={RENAMED_PRESETS[preset]!r}. Received: {name}={preset!r}")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"Unknown AlexNet preset {preset!r}. Valid presets: {sorted(PRESETS)}. "
+                         f"Received: {name}={preset!r}")
+    return preset
 
 
 def scaled_widths(preset: str | Preset, scale: float) -> dict[str, Any]:
@@ -292,7 +301,7 @@ def build_alexnet(preset: str | Preset = "paper", *, tower_devices: list[str] | 
     ``dropout6``, ``fc7``, ``dropout7``, ``predictions``.
 
     Args:
-        preset: a name in ``PRESETS`` (``"paper"``, ``"seed"``, ``"cifar"``) or a
+        preset: a name in ``PRESETS`` (``"paper"``, ``"upsampled"``, ``"cifar"``) or a
             :class:`Preset`.
         **overrides: any :class:`Preset` field, e.g. ``num_classes=10``,
             ``image_size=64``, ``towers=False``, ``lrn=False``,

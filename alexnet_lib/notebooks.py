@@ -26,10 +26,10 @@ from .ablations import (
     summarize,
 )
 from .checks import check_bool, check_choice, check_float, check_int, check_mapping
-from .config import RECIPES, STRATEGIES, TrainConfig, make_train_config
+from .config import STRATEGIES, TrainConfig, check_recipe_name, make_train_config
 from .data.preprocessing import check_views
 from .files import read_yaml
-from .model import PRESETS
+from .model import check_preset_name
 from .paths import PROJECT_ROOT, data_dir, project_path, shared_cifar10_jpeg
 from .runs import RunFolder
 
@@ -144,8 +144,8 @@ def injected_parameters() -> dict[str, Any]:
 # Each known parameter and its check (value -> checked value); any other integer is
 # checked to be positive.
 _CHECKS = {
-    "preset": lambda name, value: check_choice(name, value, PRESETS),
-    "recipe": lambda name, value: check_choice(name, value, RECIPES),
+    "preset": lambda name, value: check_preset_name(value, name),
+    "recipe": lambda name, value: check_recipe_name(value, name),
     "epochs": lambda name, value: check_int(name, value, 1, allow_none=True),
     "batch_size": lambda name, value: check_int(name, value, 1, allow_none=True),
     "train_subset": lambda name, value: check_int(name, value, 1, allow_none=True),
@@ -286,6 +286,10 @@ class LiveCurves:
 
 # ----------------------------------------------------------------------------- papermill
 
+# Earlier names of parameter sets, refused with the new one.
+RENAMED_PARAMS = {"gpu-seed": "gpu-origin"}
+
+
 def load_params(name: str) -> dict[str, Any]:
     """``notebooks/params/<name>.yaml``: a name of a file in that folder (no path), holding a
     mapping of parameter names to values.
@@ -294,6 +298,9 @@ def load_params(name: str) -> dict[str, Any]:
         ValueError: for another name, or a file that is not such a mapping.
     """
     names = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+    if isinstance(name, str) and name in RENAMED_PARAMS:
+        raise ValueError(f"The parameter set {name!r} is now named {RENAMED_PARAMS[name]!r}: "
+                         f"give --params {RENAMED_PARAMS[name]}.")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) \
             or ".." in name or not (PARAMS_DIR / f"{name}.yaml").is_file():
         raise ValueError(f"Unknown parameter set {name!r}: choose one of {names} "
@@ -316,7 +323,7 @@ def run_notebooks(params: str | dict[str, Any], *, data: str | None = None,
     declares, and write the executed copies to ``<run_dir>/notebooks/``.
 
     Args:
-        params: a parameter-set name (``smoke``, ``cpu``, ``gpu-seed``, ``gpu-paper``...) or
+        params: a parameter-set name (``smoke``, ``cpu``, ``gpu-origin``, ``gpu-paper``...) or
             a dict of parameters.
         data, run_dir: override the set's ``data`` and ``run_dir``.
         notebooks: which notebooks (names without ``.ipynb``), in order.

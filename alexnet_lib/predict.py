@@ -53,8 +53,8 @@ class Predictor:
 
     Args:
         checkpoint: a ``.keras`` file saved by training, or a run folder (its best model).
-        views: one of :data:`~alexnet_lib.data.transforms.VIEWS` (``center``, ``flip``,
-            ``shift``, ``shift2``, ``tta``); ``None``: the views the model's recipe evaluates
+        views: one of :data:`~alexnet_lib.data.preprocessing.VIEWS` (``center``, ``flip``,
+            ``shift6``, ``shift10``, ``tta``); ``None``: the views the model's recipe evaluates
             with.
         batch_size: images per forward pass (each with all its views).
         workers: decoding threads (default: the CPU count).

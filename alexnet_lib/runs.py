@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from .config import TrainConfig
+from .config import TrainConfig, migrate_saved
 from .data.preprocessing import Normalization, Preprocessing
 from .data.sources import resolve_source
 from .files import MARKER, claim_folder, dump_yaml, read_yaml, write_atomic, write_through
@@ -170,7 +170,7 @@ class RunFolder:
 
     def saved_config(self) -> dict[str, Any]:
         """``config.yaml`` as a mapping (empty when there is none), its data path absolute."""
-        saved = self._mapping(self.config, "run configuration")
+        saved = migrate_saved(self._mapping(self.config, "run configuration"))
         if isinstance(saved.get("data"), str):
             saved["data"] = resolve_source(saved["data"])
         return saved

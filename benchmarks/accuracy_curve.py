@@ -13,8 +13,9 @@ Usage:
 ``--views``: top-1 of the run's best model over sets of shifted, mirrored test views. The
 model's class probabilities are computed once per view (the test image shifted by
 ``(dy, dx)`` pixels, the border reflected, with and without its mirror image), and each set
-averages them, as ``evaluate --views`` does. ``shift6`` is the ``cpu`` and ``quick`` recipes'
-``eval_views: shift``, ``shift2`` the ``long`` recipe's; ``flip`` the mirror pair.
+averages them, as ``evaluate --views`` does. ``center``, ``flip``, ``shift6`` and ``shift10``
+are the sets of the same names ``evaluate --views`` takes (the ``cpu`` and ``quick`` recipes
+evaluate with ``shift6``, ``long`` with ``shift10``); the others are measured here alone.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def _views(positions):
 VIEW_SETS = {
     "center": [(0, 0, False)],
     "flip": _views([(0, 0)]),
-    "shift6": _views(SHIFTS["shift"]),
+    "shift6": _views(SHIFTS["shift6"]),
     "diagonal10": _views([(0, 0), (-1, -1), (1, 1), (-1, 1), (1, -1)]),
     "cross10": _views([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]),
-    "shift2": _views(SHIFTS["shift2"]),
+    "shift10": _views(SHIFTS["shift10"]),
     "grid18": _views(itertools.product((-1, 0, 1), repeat=2)),
 }
 VIEW_SETS["all26"] = sorted({v for views in VIEW_SETS.values() for v in views})

@@ -1,4 +1,4 @@
-"""The seed's experiment on one of Keras's other backends (JAX by default), for a machine
+"""The original experiment on one of Keras's other backends (JAX by default), for a machine
 whose accelerator TensorFlow cannot use (no TensorFlow build for its CUDA, say).
 
 The project trains with TensorFlow; its model (``alexnet_lib.model``, ``alexnet_lib.layers``)
@@ -7,13 +7,13 @@ This script measures that model there, with no TensorFlow installed:
 
 1. LRN: :class:`~alexnet_lib.layers.LocalResponseNormalization` against a NumPy reference
    of the paper's formula, and (on JAX) its hand-written gradient against autodiff of it.
-2. Speed, per precision: the `seed` preset (the paper's network at 227x227, 10 classes)
-   behind an upsampling of 32x32 uint8 images to 227x227, compiled with the `seed` recipe's
+2. Speed, per precision: the `upsampled` preset (the paper's network at 227x227, 10 classes)
+   behind an upsampling of 32x32 uint8 images to 227x227, compiled with the `origin` recipe's
    optimizer (Adam, lr 5e-5, batch 64) and trained with ``model.fit`` on random
    CIFAR-10-shaped images for one epoch of ``--train`` images (the first, which compiles,
    is timed apart). Prints training and evaluation images/s and the projected wall time of
-   the seed's 18 epochs (45,000 training and 5,000 validation images each, then the
-   10,000 test images; the seed took 1 h 45 min on a V100).
+   the original experiment's 18 epochs (45,000 training and 5,000 validation images each,
+   then the 10,000 test images; the original took 1 h 45 min on a V100).
 3. With ``--full``: the 18 epochs themselves, in the first precision, timed end to end.
 
 ``--preset paper`` measures the paper's own network instead (1000 classes, 60,965,224
@@ -78,7 +78,7 @@ def check_lrn() -> dict:
     return result
 
 
-def compiled_model(precision: str, preset: str = "seed") -> keras.Model:
+def compiled_model(precision: str, preset: str = "upsampled") -> keras.Model:
     """32x32 uint8 images upsampled to the preset's input, then the preset's network."""
     keras.mixed_precision.set_dtype_policy(precision)
     size = get_preset(preset).image_size
@@ -86,7 +86,7 @@ def compiled_model(precision: str, preset: str = "seed") -> keras.Model:
     x = keras.layers.Rescaling(1 / 64.0, offset=-2.0)(keras.ops.cast(inputs, "float32"))
     x = keras.layers.Resizing(size, size, interpolation="bilinear")(x)
     model = keras.Model(inputs, build_alexnet(preset)(x))
-    optimizer = (keras.optimizers.Adam(5e-5) if preset == "seed"  # the recipes' optimizers
+    optimizer = (keras.optimizers.Adam(5e-5) if preset == "upsampled"  # the recipes' optimizers
                  else keras.optimizers.SGD(0.01, momentum=0.9))
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -105,7 +105,7 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def speed(precision: str, train, test, batch: int, preset: str = "seed") -> dict:
+def speed(precision: str, train, test, batch: int, preset: str = "upsampled") -> dict:
     model = compiled_model(precision, preset)
     first = timed(lambda: model.fit(*train, batch_size=batch, epochs=1, verbose=0))
     epoch = timed(lambda: model.fit(*train, batch_size=batch, epochs=1, verbose=0))
@@ -115,7 +115,7 @@ def speed(precision: str, train, test, batch: int, preset: str = "seed") -> dict
     result = {"preset": preset, "precision": precision, "batch": batch,
               "first_epoch_s": round(first, 1), "train_images_per_s": round(train_ips, 1),
               "eval_images_per_s": round(eval_ips, 1)}
-    if preset == "seed":
+    if preset == "upsampled":
         result["projected_seed_18_epochs_s"] = round(projected_seed_seconds(train_ips, eval_ips), 1)
     else:
         result["projected_paper_90_epochs_h"] = round(
@@ -137,19 +137,20 @@ def main(argv=None) -> int:
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--train", type=int, default=12_800, help="images per timed epoch")
     parser.add_argument("--test", type=int, default=SEED_TEST)
-    parser.add_argument("--preset", choices=("seed", "paper"), default="seed")
+    parser.add_argument("--preset", choices=("upsampled", "paper"), default="upsampled")
     parser.add_argument("--batch", type=int, default=None,
-                        help="default: the recipe's (seed 64, paper 128)")
-    parser.add_argument("--full", action="store_true", help="then the seed's 18 epochs")
+                        help="default: the recipe's (origin 64, paper 128)")
+    parser.add_argument("--full", action="store_true",
+                        help="then the original experiment's 18 epochs")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="skip --full where its projected time would end past this many "
                              "seconds from the start")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.full and args.preset != "seed":
-        parser.error("--full runs the seed's experiment: it needs --preset seed")
-    batch = args.batch or (64 if args.preset == "seed" else 128)
-    classes = 10 if args.preset == "seed" else 1000
+    if args.full and args.preset != "upsampled":
+        parser.error("--full runs the original experiment: it needs --preset upsampled")
+    batch = args.batch or (64 if args.preset == "upsampled" else 128)
+    classes = 10 if args.preset == "upsampled" else 1000
     start = time.perf_counter()
     print(f"backend: {keras.backend.backend()} {keras.__version__}; devices: "
           f"{keras.distribution.list_devices()}", flush=True)

@@ -10,7 +10,7 @@ accuracies agree only roughly).
 
 Usage:
     python benchmarks/bench_backends.py                     # ~3 min on 2 cores
-    python benchmarks/bench_backends.py --preset seed --train-subset 512 --epochs 2
+    python benchmarks/bench_backends.py --preset upsampled --train-subset 512 --epochs 2
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ For each preset the script measures, on the real CIFAR-10 data:
 * consumed: images/s the real training step (``Trainer``) takes from it;
 * their ratio (target >= 5x).
 
-Then, in a fresh process, it builds the ``seed`` preset's ``Trainer`` on all of CIFAR-10
+Then, in a fresh process, it builds the ``upsampled`` preset's ``Trainer`` on all of CIFAR-10
 (images upsampled to 227 on the fly), runs some training steps and reports the process's
 peak resident memory (target < 3 GB).
 
@@ -75,11 +75,11 @@ def _peak_rss_mb() -> float:
 
 
 def peak_rss(data: str, steps: int) -> None:
-    """Child process: the seed preset on all of CIFAR-10, ``steps`` training steps."""
+    """Child process: the upsampled preset on all of CIFAR-10, ``steps`` training steps."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as run_dir:
-        config = TrainConfig(preset="seed", recipe="seed", data=data, run_dir=run_dir)
+        config = TrainConfig(preset="upsampled", recipe="origin", data=data, run_dir=run_dir)
         trainer = Trainer(config)
         iterator = iter(trainer.datasets.train(0))
         for _ in range(steps):
@@ -108,8 +108,8 @@ def main(argv=None):
           f"{time.perf_counter() - start:.1f}s (uint8, stored size)", flush=True)
     del loaded  # each case below builds its own datasets from the same cache
     rows = []
-    cases = [("cifar", "cpu", {}, 30), ("seed", "seed", {}, 3),
-             ("seed", "seed", {"resize_in_model": True}, 3)]
+    cases = [("cifar", "cpu", {}, 30), ("upsampled", "origin", {}, 3),
+             ("upsampled", "origin", {"resize_in_model": True}, 3)]
     for preset, recipe, overrides, steps in cases:
         config = TrainConfig(preset=preset, recipe=recipe, data=args.data,
                              recipe_overrides=overrides, run_dir=tempfile.mkdtemp(prefix="bench-"))
@@ -133,7 +133,7 @@ def main(argv=None):
                             "--rss-steps", str(args.rss_steps)],
                            capture_output=True, text=True, check=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"\npeak RSS training the seed preset on {result['train_images']} CIFAR-10 training "
+    print(f"\npeak RSS training the upsampled preset on {result['train_images']} CIFAR-10 training "
           f"images ({result['steps']} steps of {result['batch_size']} at 227x227): "
           f"{result['peak_rss_mb']:.0f} MB")
 

@@ -1,15 +1,16 @@
-"""GPU check: the seed's CIFAR-10 experiment on this machine's GPU, and the paper's two-GPU
+"""GPU check: the original CIFAR-10 experiment on this machine's GPU, and the paper's two-GPU
 tower split on two logical GPUs.
 
-1. Speed: the `seed` preset with the `seed` recipe (Adam 5e-5, batch 64, 227x227 input) is
+1. Speed: the `upsampled` preset with the `origin` recipe (Adam 5e-5, batch 64, 227x227 input) is
    trained for ``--steps`` steps by the project's own training step (``Trainer``), on
    CIFAR-10-shaped data (random 32x32 images, or ``--data`` for real ones), for each
    precision and with the upsampling in the input pipeline or on the GPU
    (``resize_in_model``). Prints training and evaluation images/s and the projected wall time
-   of the seed's 18 epochs (45,000 training and 5,000 validation images per epoch, then the
-   10,000 test images). The seed took 1 h 45 min on a V100; the target is <= 3 minutes.
+   of the original experiment's 18 epochs (45,000 training and 5,000 validation images per
+   epoch, then the 10,000 test images). The original took 1 h 45 min on a V100; the target
+   is <= 3 minutes.
 2. Towers: in a fresh process the first GPU is split into two logical GPUs (unless there are
-   two), the `seed` model is built with ``tower_devices=["/GPU:0", "/GPU:1"]``, its output is
+   two), the `upsampled` model is built with ``tower_devices=["/GPU:0", "/GPU:1"]``, its output is
    compared with the unplaced model's, the placer's log is checked for tower ops on both
    devices, and a few training steps run.
 
@@ -27,13 +28,13 @@ import time
 
 import alexnet_lib.quiet  # noqa: E402,F401  (before TensorFlow: hides its start-up lines)
 
-# The seed's experiment: 18 epochs of 45,000 training and 5,000 validation images, then the
+# The original experiment: 18 epochs of 45,000 training and 5,000 validation images, then the
 # 10,000 test images.
 SEED_EPOCHS, SEED_TRAIN, SEED_VAL, SEED_TEST = 18, 45_000, 5_000, 10_000
 
 
 def projected_seed_seconds(train_rate: float, eval_rate: float) -> float:
-    """The seed's whole experiment at these training and evaluation images/s."""
+    """The original experiment, whole, at these training and evaluation images/s."""
     return SEED_EPOCHS * (SEED_TRAIN / train_rate + SEED_VAL / eval_rate) + SEED_TEST / eval_rate
 
 
@@ -48,7 +49,7 @@ tf.debugging.set_log_device_placement(True)
 import numpy as np
 from alexnet_lib.distribute import placed_twin
 devices = ["/GPU:0", "/GPU:1"]
-reference, placed = placed_twin("seed", devices)  # the same weights
+reference, placed = placed_twin("upsampled", devices)  # the same weights
 x = np.random.default_rng(0).normal(size=(8, 227, 227, 3)).astype("float32")
 diff = float(np.abs(reference(x).numpy() - placed(x).numpy()).max())
 print("=== placed ===", file=sys.stderr, flush=True)
@@ -84,7 +85,7 @@ def speed(args) -> list[dict]:
     for precision in args.precisions.split(","):
         for in_model in (False, True):
             overrides = {"precision": precision, "resize_in_model": in_model, "epochs": 1}
-            config = TrainConfig(preset="seed", recipe="seed", recipe_overrides=overrides,
+            config = TrainConfig(preset="upsampled", recipe="origin", recipe_overrides=overrides,
                                  data="synthetic" if not args.data else args.data,
                                  run_dir=f"/tmp/gpu-check-{precision}-{in_model}")
             resolved = config.resolve().with_classes(10)
@@ -145,7 +146,7 @@ def main(argv=None):
     if not args.skip_speed:
         rows = speed(args)
         best = min(rows, key=lambda r: r["projected_18_epochs_minutes"])
-        print(f"\nfastest: {best} -> the seed's 18 epochs projected at "
+        print(f"\nfastest: {best} -> the original experiment's 18 epochs projected at "
               f"{best['projected_18_epochs_minutes']} minutes (target <= 3)", flush=True)
     print("towers on two logical GPUs:", json.dumps(towers()), flush=True)
 

@@ -128,10 +128,10 @@ def test_metrics_summary_names_the_figures_and_how_they_were_measured():
     from alexnet_lib.analysis import metrics_summary
 
     text = metrics_summary({"test_top1": 0.85, "test_top5": 0.9926, "num_examples": 10000,
-                            "checkpoint": "best", "views": "shift",
+                            "checkpoint": "best", "views": "shift6",
                             "per_class": {"cat": 0.7, "dog": 0.78}})
     assert text.splitlines() == [
-        "test top-1 0.8500   top-5 0.9926   (10000 images, checkpoint best, views: shift)",
+        "test top-1 0.8500   top-5 0.9926   (10000 images, checkpoint best, views: shift6)",
         "  cat          0.700", "  dog          0.780"]
 
 

@@ -42,7 +42,7 @@ def test_bad_preset_exits_2_with_one_message(capsys):
     assert main(["summary", "--preset", "vgg"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1
-    assert "Valid presets: ['cifar', 'paper', 'seed']" in err and "preset='vgg'" in err
+    assert "Valid presets: ['cifar', 'paper', 'upsampled']" in err and "preset='vgg'" in err
 
 
 def test_malformed_set_is_rejected(capsys):
@@ -311,6 +311,14 @@ def test_cli_evaluate_predict(trained, tmp_path, capsys):
     (["train", "--data", "/no/such/data"], "/no/such/data"),
     (["train", "--set", "colour=red"], "'colour' is neither"),
     (["evaluate", "--run-dir", "/no/such/run"], "/no/such/run"),
+    # Earlier names: refused with the new ones, before anything is read.
+    (["train", "--preset", "seed"], "The preset 'seed' is now named 'upsampled'"),
+    (["train", "--recipe", "seed"], "The recipe 'seed' is now named 'origin'"),
+    (["train", "--views", "shift"], "The test-time views 'shift' are now named 'shift6'"),
+    (["evaluate", "--run-dir", "/no/such/run", "--views", "shift2"], "now named 'shift10'"),
+    (["predict", "--views", "shift", "x.png"], "now named 'shift6'"),
+    (["train", "--set", "eval_views=shift2"], "now named 'shift10'"),
+    (["notebooks", "--params", "gpu-seed"], "'gpu-seed' is now named 'gpu-origin'"),
 ])
 def test_cli_errors_name_the_value(args, message, capsys):
     assert main(args) == 2

@@ -9,7 +9,7 @@ from alexnet_lib.train import learning_rate_at
 
 
 def test_recipes_validate_and_name_bad_values():
-    assert get_recipe("seed").learning_rate == 5e-5 and get_recipe("seed").epochs == 18
+    assert get_recipe("origin").learning_rate == 5e-5 and get_recipe("origin").epochs == 18
     paper = get_recipe("paper")
     assert (paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size) == (
         "sgd", 0.9, 5e-4, 128)
@@ -23,7 +23,7 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", lr=0.1)
     with pytest.raises(ValueError, match="eval_views='mirror'"):
         get_recipe("cpu", eval_views="mirror")
-    assert get_recipe("cpu").eval_views == "shift" and get_recipe("seed").eval_views == "center"
+    assert get_recipe("cpu").eval_views == "shift6" and get_recipe("origin").eval_views == "center"
     with pytest.raises(ValueError, match="conv1_init='pca'"):
         get_recipe("cpu", conv1_init="pca")
     with pytest.raises(ValueError, match="augment flip=MODE"):
@@ -31,7 +31,7 @@ def test_recipes_validate_and_name_bad_values():
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match=f"ema={bad}"):
             get_recipe("cpu", ema=bad)
-    assert set(RECIPES) == {"seed", "paper", "cpu", "quick", "long", "ablation"}
+    assert set(RECIPES) == {"origin", "paper", "cpu", "quick", "long", "ablation"}
 
 
 def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
@@ -49,7 +49,7 @@ def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     assert (cpu.augment, quick.augment, long.augment) == (
         "crop=1,flip=alternate", "flip=alternate", "crop=2,flip=alternate")
     # The test views reach as far as training's translations: one pixel, or two for long.
-    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift", "shift", "shift2")
+    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift6", "shift6", "shift10")
     cpu_preset = TrainConfig().resolve().preset
     assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
         48, (96, 144, 144, 96), 384)
@@ -83,7 +83,7 @@ def test_recipe_follows_the_preset():
     from alexnet_lib.cli import build_parser, train_config_from_args
 
     parse = build_parser().parse_args
-    assert train_config_from_args(parse(["train", "--preset", "seed"])).recipe == "seed"
+    assert train_config_from_args(parse(["train", "--preset", "upsampled"])).recipe == "origin"
     assert train_config_from_args(parse(["train", "--recipe", "paper"])).preset == "paper"
     config = train_config_from_args(parse(["train", "--set", "dropout=0.3", "--epochs", "2"]))
     assert (config.preset, config.recipe) == ("cifar", "cpu")

@@ -81,7 +81,7 @@ def test_paper_without_towers_parameter_count():
 
 @pytest.mark.parametrize(
     "preset, input_shape, classes",
-    [("paper", (227, 227, 3), 1000), ("seed", (227, 227, 3), 10), ("cifar", (32, 32, 3), 10)],
+    [("paper", (227, 227, 3), 1000), ("upsampled", (227, 227, 3), 10), ("cifar", (32, 32, 3), 10)],
 )
 def test_every_preset_output_shape(preset, input_shape, classes):
     model = build_alexnet(preset)
@@ -91,7 +91,7 @@ def test_every_preset_output_shape(preset, input_shape, classes):
 
 
 def test_seed_preset_keeps_conv5_at_13x13():
-    model = build_alexnet("seed")
+    model = build_alexnet("upsampled")
     assert tuple(model.get_layer("conv5").output.shape[1:3]) == (13, 13)
     assert model.count_params() == PAPER_PARAMS - dense_params(4096, 1000) + dense_params(4096, 10)
 
@@ -181,7 +181,7 @@ def test_he_init():
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        (("vgg",), {}, r"Valid presets: \['cifar', 'paper', 'seed'\].*preset='vgg'"),
+        (("vgg",), {}, r"Valid presets: \['cifar', 'paper', 'upsampled'\].*preset='vgg'"),
         (("cifar",), {"image_size": 12}, r"use image_size >= 15.*image_size=12"),
         (("paper",), {"image_size": 64}, r"use image_size >= 67.*image_size=64"),
         (("cifar",), {"num_classes": 1}, r"num_classes=1"),

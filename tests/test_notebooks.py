@@ -48,7 +48,9 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
 # ----------------------------------------------------------------------------- parameters
 
 @pytest.mark.parametrize("params, match", [
-    ({"preset": "vgg"}, r"preset='vgg'.*\['paper', 'seed', 'cifar'\]"),
+    ({"preset": "vgg"}, r"Valid presets: \['cifar', 'paper', 'upsampled'\].*preset='vgg'"),
+    ({"preset": "seed"}, r"The preset 'seed' is now named 'upsampled'"),
+    ({"recipe": "seed"}, r"The recipe 'seed' is now named 'origin'"),
     ({"recipe": "fast"}, r"recipe='fast'.*'cpu'"),
     ({"epochs": -1}, r"Bad parameter epochs=-1: `epochs` must be a positive integer"),
     ({"towers": "yes"}, r"towers='yes'.*true or false"),
@@ -62,7 +64,8 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
     ({"data": "no/such/folder"}, r"data='no/such/folder'.*does not exist"),
     ({"run_dir": ""}, r"run_dir=''"),
     ({"samples": 0}, r"samples=0"),
-    ({"views": "mirror"}, r"views='mirror'.*\['center', 'flip', 'shift', 'shift2', 'tta'\]"),
+    ({"views": "mirror"}, r"views='mirror'.*\['center', 'flip', 'shift6', 'shift10', 'tta'\]"),
+    ({"views": "shift2"}, r"The test-time views 'shift2' are now named 'shift10'"),
     ({"strategy": "tpu"}, r"strategy='tpu'.*'mirrored'"),
 ])
 def test_bad_parameters_get_one_clear_message(params, match):
@@ -77,10 +80,10 @@ def test_parameters_resolve_paths_from_the_project_root(monkeypatch, tmp_path):
     from alexnet_lib.paths import PROJECT_ROOT
 
     monkeypatch.delenv("ALEXNET_RUNS_DIR", raising=False)
-    p = check_parameters(run_dir="runs/x", epochs=None, data="cifar10", preset="seed")
+    p = check_parameters(run_dir="runs/x", epochs=None, data="cifar10", preset="upsampled")
     assert p.run_dir == PROJECT_ROOT / "runs" / "x"
     assert p.figures == PROJECT_ROOT / "runs" / "x" / "figures"
-    assert p.data == "cifar10" and p.epochs is None and p.preset == "seed"
+    assert p.data == "cifar10" and p.epochs is None and p.preset == "upsampled"
     assert check_parameters(run_dir="elsewhere/y").run_dir == PROJECT_ROOT / "elsewhere" / "y"
     monkeypatch.setenv("ALEXNET_RUNS_DIR", str(tmp_path))  # runs/ is the runs folder
     assert check_parameters(run_dir="runs/x").run_dir == tmp_path / "x"
@@ -129,16 +132,18 @@ def test_parameter_sets_are_valid_and_name_every_notebook_parameter():
         declared |= set(papermill.inspect_notebook(str(PARAMS_DIR.parent / f"{name}.ipynb")))
     ablations = set(papermill.inspect_notebook(str(PARAMS_DIR.parent / f"{ABLATIONS}.ipynb")))
     sets = {p.stem for p in PARAMS_DIR.glob("*.yaml")}
-    assert {"smoke", "cpu", "gpu-seed", "gpu-paper", "ablations-smoke", "ablations-full"} <= sets
+    assert {"smoke", "cpu", "gpu-origin", "gpu-paper", "ablations-smoke", "ablations-full"} <= sets
     for name in sets:
         values = load_params(name)
         known = ablations if name.startswith("ablations-") else declared
         assert set(values) <= known, f"{name}.yaml: {set(values) - known} not declared"
         assert "run_dir" in values
         check_parameters(**{k: v for k, v in values.items() if k != "data"})
-    gpu_seed = load_params("gpu-seed")
-    assert gpu_seed["preset"] == "seed" and gpu_seed["recipe"] == "seed"
+    gpu_origin = load_params("gpu-origin")
+    assert gpu_origin["preset"] == "upsampled" and gpu_origin["recipe"] == "origin"
     assert load_params("gpu-paper")["recipe"] == "paper"
+    with pytest.raises(ValueError, match=r"'gpu-seed' is now named 'gpu-origin'"):
+        load_params("gpu-seed")
     with pytest.raises(ValueError, match=r"Unknown parameter set 'huge'.*'smoke'"):
         load_params("huge")
 

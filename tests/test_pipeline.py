@@ -302,8 +302,8 @@ def test_alternating_flips_mirror_each_image_in_every_other_epoch():
 
 
 @pytest.mark.parametrize("views, shifts", [
-    ("shift", ((0, 0), (-1, -1), (1, 1))),  # centre, up-left, down-right
-    ("shift2", ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))),  # centre, up, down, left, right
+    ("shift6", ((0, 0), (-1, -1), (1, 1))),  # centre, up-left, down-right
+    ("shift10", ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))),  # centre, up, down, left, right
 ])
 def test_shift_views_are_the_centre_and_its_shifts_mirrored(views, shifts):
     ds = _make(val_size=0, batch_size=8)
@@ -326,7 +326,7 @@ def test_shifted_views_pad_a_crop_canvas_with_too_little_room():
     """A 15-pixel input cropped from 16 leaves no room for two-pixel shifts around the
     centre: the canvas is reflect-padded so that every view is a whole window."""
     x = tf.constant(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), tf.float32)
-    views = transforms._shifted_views(x, 15, transforms.SHIFTS["shift2"])
+    views = transforms._shifted_views(x, 15, transforms.SHIFTS["shift10"])
     assert views.shape == (2, 10, 15, 15, 3)
     padded = np.pad(x.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
     np.testing.assert_allclose(views[:, 2], padded[:, 0:15, 2:17])  # up two pixels

@@ -21,7 +21,10 @@ from helpers.hostile import ALIAS_BOMB
 from helpers.tiny import COLOURS, SMALL, cli_args, config, copy_run, make_tree, one_error_line
 from PIL import Image
 
+from alexnet_lib.analysis import IDENTITY
 from alexnet_lib.cli import main
+from alexnet_lib.config import TrainConfig
+from alexnet_lib.data.preprocessing import Preprocessing
 from alexnet_lib.files import MARKER, dump_yaml
 from alexnet_lib.model import build_alexnet, get_preset
 from alexnet_lib.runs import RunFolder, inference_model, load_model
@@ -377,3 +380,30 @@ def test_tampered_models_are_refused(tmp_path):
         load_model(truncated)
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         load_model(tmp_path / "missing.keras")
+
+
+def test_a_run_folder_written_with_earlier_names_reads_with_the_new_ones(tree, tmp_path):
+    """Runs and models saved before the renames (preset and recipe ``seed``, views ``shift``
+    and ``shift2``) keep working: their files are read with the new names, which a person
+    must now give (the old ones are refused where they are typed: test_cli)."""
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_yaml({
+        "preset": "seed", "recipe": "seed", "recipe_overrides": {"eval_views": "shift2"},
+        "data": str(tree), "seed": 3}))
+    folder = RunFolder(run)
+    saved = folder.read_config()
+    assert (saved.preset, saved.recipe, saved.seed) == ("upsampled", "origin", 3)
+    assert saved.recipe_overrides == {"eval_views": "shift10"}
+    assert saved.resolve().recipe.eval_views == "shift10"
+    # Resuming it with the new names is the same run.
+    folder.check_same_config(TrainConfig(preset="upsampled", recipe="origin", data=str(tree),
+                                         recipe_overrides={"eval_views": "shift10"}, seed=3))
+    with pytest.raises(ValueError, match="different configuration"):
+        folder.check_same_config(TrainConfig(preset="upsampled", recipe="origin",
+                                             data=str(tree), seed=3))
+
+    prep = Preprocessing(class_names=("a", "b"), image_size=16, input_size=16,
+                         stored_size=None, normalization=IDENTITY, eval_views="shift6")
+    for old, new in (("shift", "shift6"), ("shift2", "shift10"), ("tta", "tta")):
+        assert Preprocessing.from_info({**prep.to_info(), "eval_views": old}).eval_views == new

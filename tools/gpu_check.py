@@ -1,15 +1,15 @@
 """The GPU check's stages (run by ``tools/gpu_check.sh``, which installs the kit first):
 
-1. ``resume``: the ``seed`` preset on a small subset, trained unbroken and killed with
+1. ``resume``: the ``upsampled`` preset on a small subset, trained unbroken and killed with
    SIGKILL in its second epoch then started again: the two ``history.csv`` files must agree
    in every column but the timings.
 2. ``divergence``: a learning rate of 1e12 must stop the run with one ``error:`` line, exit
    status 1 and only finite checkpoints.
-3. ``notebooks``: the four notebooks through papermill with ``--params gpu-seed`` (the seed's
-   experiment: 18 epochs of 45,000 images upsampled to 227x227); their run's test top-1,
+3. ``notebooks``: the four notebooks through papermill with ``--params gpu-origin`` (the
+   original experiment: 18 epochs of 45,000 images upsampled to 227x227); their run's test top-1,
    images/s and wall time.
 4. ``predict``: JPEG test files through ``predict``.
-5. ``input``: the JAX input pipeline alone (the seed preset's uint8 batches gathered on the
+5. ``input``: the JAX input pipeline alone (the upsampled preset's uint8 batches gathered on the
    host, upsampled, cropped and flipped on the device) in images/s, against the step's.
 
 ``--tiny`` (``TINY=1``) rehearses every stage on a CPU in minutes: a few hundred images, one
@@ -110,7 +110,7 @@ def stage_resume(data: Path, out: Path, env: dict, tiny: bool) -> dict:
               "--batch-size", "16", "--checkpoint-every", "2"] if tiny else
              ["--train-subset", "2048", "--val-size", "512", "--test-subset", "512",
               "--checkpoint-every", "8"])
-    common = ["train", "--preset", "seed", "--recipe", "seed", "--data", data, "--epochs",
+    common = ["train", "--preset", "upsampled", "--recipe", "origin", "--data", data, "--epochs",
               "2", "--precision", "float32", "--no-evaluate", *sizes]
     log = out / "resume.log"
     unbroken, killed = out / "resume-unbroken", out / "resume-killed"
@@ -125,7 +125,7 @@ def stage_resume(data: Path, out: Path, env: dict, tiny: bool) -> dict:
 def stage_divergence(data: Path, out: Path, env: dict, tiny: bool) -> dict:
     log = out / "divergence.log"
     run = out / "diverged"
-    code = cli(["train", "--preset", "seed", "--recipe", "seed", "--data", data, "--epochs",
+    code = cli(["train", "--preset", "upsampled", "--recipe", "origin", "--data", data, "--epochs",
                 "1", "--train-subset", "96" if tiny else "1024", "--val-size", "32",
                 "--batch-size", "16" if tiny else "64", "--no-evaluate", "--run-dir", run,
                 "--set", "learning_rate=1e12"], log, env)
@@ -142,7 +142,7 @@ def stage_divergence(data: Path, out: Path, env: dict, tiny: bool) -> dict:
 def stage_notebooks(data: Path, out: Path, env: dict, tiny: bool) -> dict:
     log = out / "notebooks.log"
     run = out / "notebooks"
-    code = cli(["notebooks", "--params", "smoke" if tiny else "gpu-seed", "--data", data,
+    code = cli(["notebooks", "--params", "smoke" if tiny else "gpu-origin", "--data", data,
                 "--run-dir", run], log, env)
     executed = sorted(p.name for p in (run / "notebooks").glob("*.ipynb"))
     failed = []
@@ -194,7 +194,7 @@ def stage_input(data: Path, out: Path, env: dict, tiny: bool) -> dict:
     from alexnet_lib.data.datasets import make_datasets
     from alexnet_lib.model import get_preset
 
-    datasets = make_datasets(str(data), get_preset("seed"), batch_size=64, val_size=0,
+    datasets = make_datasets(str(data), get_preset("upsampled"), batch_size=64, val_size=0,
                              train_subset=640 if tiny else 12_800, augment="crop,flip",
                              normalization="channel")
     batches = list(datasets.train(0))[:2]  # compiles

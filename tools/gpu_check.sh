@@ -7,7 +7,7 @@
 #
 # Installs the kit offline into gpu-kit/site-cpXY, prints the Python, GPU, JAX and Keras
 # versions, then runs tools/gpu_check.py's stages (exact resume after kill -9, a divergence
-# caught, the notebooks with --params gpu-seed, predict on JPEG files) and writes
+# caught, the notebooks with --params gpu-origin, predict on JPEG files) and writes
 # $OUT/summary.json (OUT defaults to runs/gpu-check). Environment: PYTHON (default: the first
 # python3 on PATH), KIT (default gpu-kit), OUT, TINY.
 set -euo pipefail

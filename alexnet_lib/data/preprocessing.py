@@ -20,14 +20,17 @@ from ..checks import check_int
 from ..model import MAX_IMAGE_SIZE
 
 NORMALIZATIONS = ("channel", "mean_image")
-# Test-time views: the centre crop alone, it and its mirror image, those and shifted views
-# (SHIFTS: each view's (down, right) offset in pixels, before its mirror image), or the
-# paper's 10 patches (four corners and the centre, and their mirror images). CENTER_VIEW:
-# where the centre crop sits among each set's views.
-VIEWS = ("center", "flip", "shift", "shift2", "tta")
-SHIFTS = {"shift": ((0, 0), (-1, -1), (1, 1)),
-          "shift2": ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))}
-CENTER_VIEW = {"center": 0, "flip": 0, "shift": 0, "shift2": 0, "tta": 4}
+# Test-time views: the centre crop alone (1 view), it and its mirror image (2), the centre
+# and shifted views, each with its mirror image (shift6, shift10; SHIFTS: each position's
+# (down, right) offset in pixels), or the paper's 10 patches (tta: four corners and the
+# centre, and their mirror images). CENTER_VIEW: where the centre crop sits among each
+# set's views. RENAMED_VIEWS: earlier names, refused in what a person writes and read in
+# the files earlier versions saved.
+VIEWS = ("center", "flip", "shift6", "shift10", "tta")
+SHIFTS = {"shift6": ((0, 0), (-1, -1), (1, 1)),
+          "shift10": ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))}
+CENTER_VIEW = {"center": 0, "flip": 0, "shift6": 0, "shift10": 0, "tta": 4}
+RENAMED_VIEWS = {"shift": "shift6", "shift2": "shift10"}
 FLIP_MODES = ("random", "alternate")
 PCA_STD = 0.1  # the paper's standard deviation of the colour-jitter coefficients
 
@@ -223,9 +226,17 @@ def crop_policy(image_size: int, stored_size: int | None = None) -> tuple[str, i
     return "pad", max(1, round(image_size / 8))
 
 
-def check_views(views: str, name: str = "views") -> str:
+def check_views(views: str, name: str = "views", saved: bool = False) -> str:
     """``views`` if it names a set of test-time views (:data:`VIEWS`), else one ``ValueError``
-    naming the value and the choices."""
+    naming the value and the choices. An earlier name (:data:`RENAMED_VIEWS`) is refused
+    with its new one, unless ``saved`` (read from a file an earlier version wrote): then it
+    is translated."""
+    if isinstance(views, str) and views in RENAMED_VIEWS:
+        if saved:
+            return RENAMED_VIEWS[views]
+        raise ValueError(f"The test-time views {views!r} are now named "
+                         f"{RENAMED_VIEWS[views]!r}: give `{name}={RENAMED_VIEWS[views]}`. "
+                         f"Received: {name}={views!r}")
     if isinstance(views, bool) or views not in VIEWS:
         raise ValueError(f"Unknown test-time views {views!r}: `{name}` must be one of "
                          f"{list(VIEWS)}. Received: {name}={views!r}")
@@ -298,7 +309,7 @@ class Preprocessing:
                    image_size=sizes.get("image_size", sizes["input_size"]),
                    stored_size=tuple(stored) or None,
                    normalization=Normalization.from_dict(info.get("normalization")),
-                   eval_views=check_views(info.get("eval_views", "center")))
+                   eval_views=check_views(info.get("eval_views", "center"), saved=True))
 
     def to_stored(self, image: np.ndarray) -> np.ndarray:
         """A uint8 image at the size the training images were stored at (square stores)."""

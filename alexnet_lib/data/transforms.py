@@ -11,16 +11,16 @@ Three crop policies follow from the model's input size ``S`` (see :func:`crop_po
 * ``crop`` (``S`` a little under the stored size, e.g. 24 from CIFAR's 32, as TensorFlow's
   classic CIFAR-10 model trained): a random ``S x S`` window of the stored image; evaluation
   takes the centre.
-* ``scale`` (``S > 64``, the ``paper`` and ``seed`` presets at 227): images are resized to
+* ``scale`` (``S > 64``, the ``paper`` and ``upsampled`` presets at 227): images are resized to
   ``L = round(S * 256 / 227)`` (256 for 227), as the paper rescaled ImageNet to 256; training
   takes a random ``S x S`` crop, evaluation the centre crop.
 
 In each, the 10-view test-time augmentation (``views="tta"``) takes the paper's four corner
 and centre crops of the same canvas (the padded or rescaled image) and their mirror images;
-``views="flip"`` takes the centre view and its mirror image; ``views="shift"`` takes the
+``views="flip"`` takes the centre view and its mirror image; ``views="shift6"`` takes the
 centre view and the views shifted one pixel up-left and one pixel down-right (reflecting at
 the border), each with its mirror image: six views that stay within the translations
-training with one-pixel pads has seen; ``views="shift2"`` takes the centre view and the
+training with one-pixel pads has seen; ``views="shift10"`` takes the centre view and the
 views shifted two pixels up, down, left and right, each with its mirror image: ten views
 that reach as far as training with two-pixel pads does.
 
@@ -101,9 +101,9 @@ def transform_batch(images: tf.Tensor, norm: Normalization, image_size: int, *,
         flip: bool ``[B]``: which images to mirror (default: drawn from ``seed``); needed
             for ``flip_mode="alternate"``.
         views: for evaluation, one of :data:`VIEWS`: ``"center"`` (one view), ``"flip"``
-            (the centre view and its mirror image: ``B x 2 x S x S x 3``), ``"shift"`` (those
+            (the centre view and its mirror image: ``B x 2 x S x S x 3``), ``"shift6"`` (those
             and the views shifted by one pixel up-left and down-right: ``B x 6 x S x S x 3``),
-            ``"shift2"`` (the centre and the views shifted by two pixels up, down, left and
+            ``"shift10"`` (the centre and the views shifted by two pixels up, down, left and
             right, each and its mirror image: ``B x 10 x S x S x 3``) or ``"tta"`` (the
             paper's 10 views: ``B x 10 x S x S x 3``).
     """
