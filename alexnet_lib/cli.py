@@ -144,10 +144,11 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate  # lazy: keeps --help fast
 
     metrics = evaluate(args.run_dir, views=_views(args), checkpoint=args.checkpoint,
-                       data=args.data)
+                       data=args.data, split=args.split)
     shown = {k: v for k, v in metrics.items() if k != "confusion"}
     print(json.dumps(shown, indent=2))
-    print(f"Wrote {os.path.join(args.run_dir, 'metrics.json')} (with the confusion matrix).")
+    written = "val-metrics.json" if args.split == "val" else "metrics.json"
+    print(f"Wrote {os.path.join(args.run_dir, written)} (with the confusion matrix).")
     return 0
 
 
@@ -368,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="where the run's data is now, if it moved (default: "
                                          "the source the run recorded); it must hold the "
                                          "same images")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="test (default; writes metrics.json) or val: the validation "
+                               "images the run carved from its training split with "
+                               "--val-size (writes val-metrics.json; what chooses a recipe "
+                               "without reading the test images)")
 
     predict = _command(sub, "predict")
     predict.add_argument("--checkpoint",

@@ -1,5 +1,7 @@
 """Evaluating a run: top-1, top-5, per-class accuracy and confusion over the whole test split,
-with dropout off, written to the run's ``metrics.json``.
+with dropout off, written to the run's ``metrics.json`` -- or over its validation split
+(``split="val"``, written to ``val-metrics.json``), which is what chooses between recipes
+without reading the test images.
 
 Accuracy is counted over every example (not a mean of per-batch means). With
 ``views="flip"`` the class probabilities of each image and its mirror image are averaged
@@ -28,11 +30,13 @@ from .metrics import classification_metrics, predict_probabilities
 from .run_data import run_datasets
 from .runs import RunFolder, check_model_fits, load_model
 
+SPLITS = ("test", "val")
+
 
 def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False,
              checkpoint: str = "best", batch_size: int = 256, datasets: Datasets | None = None,
-             data: str | None = None, write: bool = True) -> dict[str, Any]:
-    """Evaluate a run's ``best`` (or ``last``) model on the whole test split.
+             data: str | None = None, write: bool = True, split: str = "test") -> dict[str, Any]:
+    """Evaluate a run's ``best`` (or ``last``) model on the whole test (or validation) split.
 
     Args:
         views: test-time views, one of :data:`~alexnet_lib.data.preprocessing.VIEWS`:
@@ -42,21 +46,31 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
         tta: shorthand for ``views="tta"``.
         data: where the run's data is now, when it moved (the run's recorded source by
             default); refused unless it holds the same images.
+        split: ``"test"`` (default) or ``"val"``: the validation images the run carved from
+            its training split (``--val-size``), the same ones, with the run's seed.
 
-    Writes ``<run_dir>/metrics.json`` (atomically) and returns the metrics: ``test_top1``,
-    ``test_top5``, ``test_loss`` (over the averaged views), ``per_class``, ``confusion``,
-    ``views``, ``tta`` (whether the 10 views were averaged), ``center_top1`` and
-    ``center_top5`` (the centre view alone), ``checkpoint``, ``data``, ``seconds``.
+    Writes ``<run_dir>/metrics.json`` (``val-metrics.json`` for ``split="val"``; atomically)
+    and returns the metrics: ``test_top1``, ``test_top5``, ``test_loss`` (over the averaged
+    views; ``val_*`` for the validation split), ``per_class``, ``confusion``, ``views``,
+    ``tta`` (whether the 10 views were averaged), ``center_top1`` and ``center_top5`` (the
+    centre view alone), ``split``, ``checkpoint``, ``data``, ``seconds``.
 
     Raises:
         FileNotFoundError: when the run folder or its model is missing.
         PermissionError: when ``metrics.json`` could not be written (checked first).
-        ValueError: for unknown ``views`` or ``checkpoint``, data other than the run's, or a
-            model of other data (other classes or normalization) in the run folder.
+        ValueError: for unknown ``views``, ``checkpoint`` or ``split``, a validation split
+            the run does not have, data other than the run's, or a model of other data
+            (other classes or normalization) in the run folder.
         FolderBusy: when another process trains or evaluates in the run folder.
     """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}: choose from {list(SPLITS)}.")
     run = RunFolder(run_dir)
     config = run.read_config()
+    if split == "val" and not config.resolve().config.val_size:
+        raise ValueError(f"The run {run.path} has no validation split (it trained with "
+                         f"val_size=0): train with --val-size N to evaluate on one, or "
+                         f"evaluate the test split.")
     run.read_resolved()  # its record checked before anything is loaded
     model_path = run.model(checkpoint)
     if tta:
@@ -72,14 +86,14 @@ def evaluate(run_dir: str | Path, *, views: str | None = None, tta: bool = False
         if datasets is None:
             datasets = run_datasets(run_dir, data, eval_batch_size=batch_size)
         check_model_fits(model, model_path, datasets.class_names, datasets.normalization)
-        probs, labels, center = predict_probabilities(model, datasets.test(views),
+        probs, labels, center = predict_probabilities(model, datasets.evaluation(split, views),
                                                       keep_view=CENTER_VIEW[views])
-        metrics = classification_metrics(probs, labels, datasets.class_names)
-        alone = classification_metrics(center, labels, datasets.class_names)
-        metrics.update(views=views, tta=views == "tta", center_top1=alone["test_top1"],
-                       center_top5=alone["test_top5"], checkpoint=checkpoint,
+        metrics = classification_metrics(probs, labels, datasets.class_names, split=split)
+        alone = classification_metrics(center, labels, datasets.class_names, split=split)
+        metrics.update(views=views, tta=views == "tta", center_top1=alone[f"{split}_top1"],
+                       center_top5=alone[f"{split}_top5"], split=split, checkpoint=checkpoint,
                        data=datasets.source, seconds=round(time.time() - started, 2))
         if write:
-            run.write_metrics(metrics)
+            run.write_metrics(metrics, split)
     return metrics
 

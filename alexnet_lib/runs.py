@@ -9,7 +9,8 @@ Every path of a run folder is spelled here, and only here::
     <run_dir>/history.csv         epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds
     <run_dir>/checkpoints/        ckpt-* (resume) + best.keras, last.keras (inference)
     <run_dir>/tensorboard/        scalars per epoch
-    <run_dir>/metrics.json        written by evaluate
+    <run_dir>/metrics.json        written by evaluate (the test split)
+    <run_dir>/val-metrics.json    written by evaluate --split val (the validation split)
     <run_dir>/ablation.json       the ablation sweep's measures of the run (ablations.py)
     <run_dir>/figures/            the notebooks' figures (PNG)
     <run_dir>/notebooks/          notebooks executed by ``make notebooks``
@@ -56,7 +57,7 @@ CHECKPOINTS = ("best", "last")
 # What the project writes at the top of a run folder and in its checkpoints folder: the
 # names whose temporary files (files.temp_name) are its own crashed writers' debris.
 RUN_FILES = ("config.yaml", "resolved.yaml", "normalization.json", "history.csv",
-             "metrics.json", "ablation.json", MARKER, "write-check")
+             "metrics.json", "val-metrics.json", "ablation.json", MARKER, "write-check")
 MODEL_FILES = ("best.keras", "last.keras", "epoch-*.keras")
 
 
@@ -83,6 +84,7 @@ class RunFolder:
     normalization = property(lambda self: self.path / "normalization.json")
     history = property(lambda self: self.path / "history.csv")
     metrics = property(lambda self: self.path / "metrics.json")
+    val_metrics = property(lambda self: self.path / "val-metrics.json")
     ablation = property(lambda self: self.path / "ablation.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     tensorboard = property(lambda self: self.path / "tensorboard")
@@ -270,8 +272,10 @@ class RunFolder:
     def read_metrics(self) -> dict[str, Any] | None:
         return _json(self.metrics) if self.metrics.exists() else None
 
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
-        write_atomic(self.metrics, json.dumps(metrics, indent=2))
+    def write_metrics(self, metrics: dict[str, Any], split: str = "test") -> None:
+        """``metrics.json`` (the test split) or ``val-metrics.json`` (``split="val"``)."""
+        path = self.val_metrics if split == "val" else self.metrics
+        write_atomic(path, json.dumps(metrics, indent=2))
 
     def read_ablation(self) -> dict[str, Any]:
         return _json(self.ablation)

@@ -255,6 +255,28 @@ def test_misleading_words_are_gone(trained, tmp_path, capsys):
     assert "skip_corrupt=True in Python" in str(error.value)
 
 
+def test_cli_evaluate_on_the_validation_split(trained, tmp_path, capsys):
+    """--split val: the run's own validation images (its seed's carve), what chose its best
+    model, written beside the test metrics without touching them."""
+    run = copy_run(trained.run_dir, tmp_path / "val")
+    before = (run / "metrics.json").read_text()
+    assert main(["evaluate", "--run-dir", str(run), "--split", "val", "--views", "center"]) == 0
+    assert "val-metrics.json" in capsys.readouterr().out
+    metrics = json.loads((run / "val-metrics.json").read_text())
+    assert metrics["split"] == "val" and not [k for k in metrics if k.startswith("test_")]
+    assert sum(map(sum, metrics["confusion"])) == 16  # the run's --val-size
+    # best.keras is the epoch of the highest validation accuracy training measured.
+    history = read_history(run)
+    assert metrics["val_top1"] == pytest.approx(max(r["val_accuracy"] for r in history), abs=1e-6)
+    assert (run / "metrics.json").read_text() == before
+    config = run / "config.yaml"
+    config.write_text(re.sub(r"val_size: \d+", "val_size: 0", config.read_text()))
+    assert main(["evaluate", "--run-dir", str(run), "--split", "val"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "has no validation split" in line and "--val-size" in line
+    assert json.loads((run / "val-metrics.json").read_text()) == metrics  # left as it was
+
+
 def test_cli_evaluate_predict(trained, tmp_path, capsys):
     run = copy_run(trained.run_dir, tmp_path / "cli")
     assert main(["evaluate", "--run-dir", str(run), "--tta"]) == 0
