@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the recipe's precision (LRN and the softmax stay float32; "
                             "float16 uses loss scaling)")
     train.add_argument("--xla", choices=("on", "off"), help="XLA-compile the training step")
-    _add_views(train, "the recipe's (cpu: shift6, long: shift10)", tta=True)
+    _add_views(train, "the recipe's (cpu and long: shift10, quick: shift6)", tta=True)
     train.add_argument("--no-evaluate", action="store_true", help="skip the final test evaluation")
 
     evaluate = _command(sub, "evaluate")
@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_positive,
                          help="classes to show (default 5, or all of a model with fewer); at "
                               "most the model's class count")
-    _add_views(predict, "the views the model's recipe evaluates with (cpu: shift6)")
+    _add_views(predict, "the views the model's recipe evaluates with (the shipped model: "
+                        "shift10)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="JPEG or PNG files, or folders (their images, sorted)")

@@ -14,8 +14,8 @@ Usage:
 model's class probabilities are computed once per view (the test image shifted by
 ``(dy, dx)`` pixels, the border reflected, with and without its mirror image), and each set
 averages them, as ``evaluate --views`` does. ``center``, ``flip``, ``shift6`` and ``shift10``
-are the sets of the same names ``evaluate --views`` takes (the ``cpu`` and ``quick`` recipes
-evaluate with ``shift6``, ``long`` with ``shift10``); the others are measured here alone.
+are the sets of the same names ``evaluate --views`` takes (the ``quick`` recipe evaluates
+with ``shift6``, ``cpu`` and ``long`` with ``shift10``); the others are measured here alone.
 """
 
 from __future__ import annotations

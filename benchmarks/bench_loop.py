@@ -1,6 +1,6 @@
 """Where a training run's time goes: the loop against the model's own speed, step by step.
 
-Builds the ``Trainer`` of a recipe (default ``cpu``: the ``cifar`` preset, batch 32) on the
+Builds the ``Trainer`` of a recipe (default ``cpu``, with its network and batch) on the
 CIFAR-10 JPEG copy and times, in one process:
 
 1. start-up: loading the decoded images, the data fingerprint, the normalization

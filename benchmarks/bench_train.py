@@ -14,6 +14,7 @@ its training step compiled by XLA (``train --xla on``).
 Usage:
     python benchmarks/bench_train.py                 # all variants, ~6 min on 2 cores
     python benchmarks/bench_train.py --only cifar    # variants whose name contains "cifar"
+    python benchmarks/bench_train.py --only "fc 384" --batch-size 128   # the cpu recipe's widths
     python benchmarks/bench_train.py --layers        # where a step's time goes, layer by layer
 
 ``--layers``: forward + backward time of single layers (``--preset``, default ``paper``) and
@@ -82,10 +83,23 @@ VARIANTS = {
     "cifar towers": lambda: build_alexnet("cifar"),
     "cifar no-towers": lambda: build_alexnet("cifar", towers=False),
     "cifar towers, LRN before pool": lambda: build_alexnet("cifar", lrn_position="before-pool"),
-    # Other widths of the cifar topology (0.5x, 0.75x, 1.5x: the quick, cpu and long recipes').
+    # Other widths of the cifar topology (0.5x and 1.5x: the quick and long recipes'; 0.75x:
+    # the cpu recipe's before).
     **{f"cifar towers, {scale:g}x widths":
        (lambda scale=scale: build_alexnet("cifar", **scaled_widths("cifar", scale)))
        for scale in (0.5, 0.75, 1.25, 1.5, 2)},
+    # Where the 0.75x widths (48-96-144-144-96) were narrowed for the cpu recipe: conv1's and
+    # conv2's maps are the dearest, and tower widths that are multiples of 16 run fastest.
+    **{f"cifar towers, widths {'-'.join(map(str, w))}, fc 384":
+       (lambda w=w: build_alexnet("cifar", conv1_filters=w[0], conv_filters=w[1:], fc_units=384))
+       for w in ((48, 96, 144, 144, 96), (48, 96, 128, 128, 96), (32, 96, 144, 144, 96),
+                 (32, 96, 128, 128, 96), (32, 64, 144, 144, 96), (32, 64, 128, 128, 96),
+                 (32, 64, 128, 128, 128))},
+    # Where the quick recipe's 0.5x widths (32-64-96-96-64, fc 256) could go.
+    **{f"cifar towers, widths {'-'.join(map(str, w))}, fc 256":
+       (lambda w=w: build_alexnet("cifar", conv1_filters=w[0], conv_filters=w[1:], fc_units=256))
+       for w in ((32, 64, 96, 96, 64), (32, 64, 64, 64, 64), (32, 32, 64, 64, 64),
+                 (32, 64, 128, 128, 96))},
 }
 
 

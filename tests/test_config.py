@@ -23,7 +23,7 @@ def test_recipes_validate_and_name_bad_values():
         get_recipe("cpu", lr=0.1)
     with pytest.raises(ValueError, match="eval_views='mirror'"):
         get_recipe("cpu", eval_views="mirror")
-    assert get_recipe("cpu").eval_views == "shift6" and get_recipe("origin").eval_views == "center"
+    assert get_recipe("cpu").eval_views == "shift10" and get_recipe("origin").eval_views == "center"
     with pytest.raises(ValueError, match="conv1_init='pca'"):
         get_recipe("cpu", conv1_init="pca")
     with pytest.raises(ValueError, match="augment flip=MODE"):
@@ -36,23 +36,24 @@ def test_recipes_validate_and_name_bad_values():
 
 def test_long_and_quick_recipes_are_the_cpu_recipe_with_their_own_budgets():
     cpu, quick, long = (get_recipe(name) for name in ("cpu", "quick", "long"))
-    differ = {"name", "description", "epochs", "warmup_epochs", "augment", "preset_overrides"}
-    for recipe, extra in ((quick, {"batch_size", "learning_rate"}),
-                          (long, {"weight_decay", "eval_views"})):
+    differ = {"name", "description", "epochs", "warmup_epochs", "preset_overrides"}
+    for recipe, extra in ((quick, {"augment", "eval_views"}),
+                          (long, {"weight_decay"})):
         changed = {k for k, v in recipe.to_dict().items() if v != cpu.to_dict()[k]}
         assert changed == differ | extra, recipe.name
     assert (cpu.weight_decay, quick.weight_decay, long.weight_decay) == (0.2, 0.2, 0.15)
-    for recipe in (cpu, long):
+    for recipe in (cpu, quick, long):
         assert (recipe.batch_size, recipe.learning_rate) == (128, 4e-3), recipe.name
-    assert (quick.batch_size, quick.learning_rate) == (64, 3e-3)
-    assert (cpu.epochs, quick.epochs, long.epochs) == (16, 7, 38)
+    assert (cpu.epochs, quick.epochs, long.epochs) == (23, 9, 38)
     assert (cpu.augment, quick.augment, long.augment) == (
-        "crop=1,flip=alternate", "flip=alternate", "crop=2,flip=alternate")
-    # The test views reach as far as training's translations: one pixel, or two for long.
-    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift6", "shift6", "shift10")
+        "crop=2,flip=alternate", "flip=alternate", "crop=2,flip=alternate")
+    # The test views reach as far as training's translations: two pixels; quick's one.
+    assert (cpu.eval_views, quick.eval_views, long.eval_views) == ("shift10", "shift6", "shift10")
     cpu_preset = TrainConfig().resolve().preset
     assert (cpu_preset.conv1_filters, cpu_preset.conv_filters, cpu_preset.fc_units) == (
-        48, (96, 144, 144, 96), 384)
+        32, (64, 128, 128, 96), 384)
+    # Every tower's width a multiple of 16 (conv2, conv4, conv5 are split in two).
+    assert all(f // 2 % 16 == 0 for f in cpu_preset.conv_filters)
     quick_preset = TrainConfig(recipe="quick").resolve().preset
     assert (quick_preset.conv1_filters, quick_preset.conv_filters, quick_preset.fc_units) == (
         32, (64, 96, 96, 64), 256)

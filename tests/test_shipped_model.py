@@ -20,13 +20,13 @@ from alexnet_lib.runs import load_model, load_run, model_info
 def test_the_shipped_model_loads_in_safe_mode_and_carries_its_preprocessing():
     model = load_model(shipped_model())  # safe_mode=True
     info = model_info(model, shipped_model())
-    assert info.class_names == CIFAR10_CLASSES and info.eval_views == "shift6"
+    assert info.class_names == CIFAR10_CLASSES and info.eval_views == "shift10"
     assert info.input_size == 32 and info.stored_size == (32, 32)
-    # The default recipe's network: the cifar topology at 0.75x its widths.
+    # The default recipe's network: the cifar topology narrowed to 32-64-128-128-96 maps.
     assert model.count_params() == build_alexnet(TrainConfig().resolve().preset).count_params()
-    assert model.count_params() == 788_650
+    assert model.count_params() == 698_666
     recorded = json.loads((shipped_run() / "metrics.json").read_text())
-    assert recorded["num_examples"] == 10_000 and recorded["views"] == "shift6"
+    assert recorded["num_examples"] == 10_000 and recorded["views"] == "shift10"
 
 
 def test_the_shipped_model_was_trained_with_the_default_recipe_as_it_is_now():

@@ -36,9 +36,9 @@ def config(tree, run_dir, **kw) -> TrainConfig:
 
     float32 is pinned: the tests compare runs to 1e-5, which the precision ``auto`` picks
     on a GPU or a bfloat16 CPU would not hold. The test-time views are pinned to the mirror
-    pair, which the tests recompute by hand (the cpu recipe's own are ``shift6``). The
+    pair, which the tests recompute by hand (the cpu recipe's own are ``shift10``). The
     augmentation is pinned to the alternating flips (the cpu recipe also translates by up to
-    a pixel): with the translations, a one-device run and a two-replica run of the same
+    two pixels): with the translations, a one-device run and a two-replica run of the same
     batches (checked equal) part after their third step on this tiny network (measured:
     weights 1e-6 apart, then 1e-3, then 2e-2): the replicas' gradient sums round
     differently, and the steps that follow amplify it, so the mirrored test would compare
