@@ -223,8 +223,7 @@ RECIPES["quick"] = dataclasses.replace(
                 "at this budget the narrower network's extra epochs pay more than its width.")
 
 RECIPES["long"] = dataclasses.replace(
-    RECIPES["cpu"], name="long", epochs=38, warmup_epochs=1.0, augment="crop=2,flip=alternate",
-    weight_decay=0.15, eval_views="shift10",
+    RECIPES["cpu"], name="long", epochs=38, warmup_epochs=1.0, weight_decay=0.15,
     preset_overrides={**RECIPES["cpu"].preset_overrides, **scaled_widths("cifar", 1.5),
                       "conv1_filters": 64},
     description="Sized for three hours of 2 AVX2 cores: the cpu recipe on the cifar "

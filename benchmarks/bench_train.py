@@ -88,18 +88,19 @@ VARIANTS = {
     **{f"cifar towers, {scale:g}x widths":
        (lambda scale=scale: build_alexnet("cifar", **scaled_widths("cifar", scale)))
        for scale in (0.5, 0.75, 1.25, 1.5, 2)},
-    # Where the 0.75x widths (48-96-144-144-96) were narrowed for the cpu recipe: conv1's and
-    # conv2's maps are the dearest, and tower widths that are multiples of 16 run fastest.
-    **{f"cifar towers, widths {'-'.join(map(str, w))}, fc 384":
-       (lambda w=w: build_alexnet("cifar", conv1_filters=w[0], conv_filters=w[1:], fc_units=384))
-       for w in ((48, 96, 144, 144, 96), (48, 96, 128, 128, 96), (32, 96, 144, 144, 96),
-                 (32, 96, 128, 128, 96), (32, 64, 144, 144, 96), (32, 64, 128, 128, 96),
-                 (32, 64, 128, 128, 128))},
-    # Where the quick recipe's 0.5x widths (32-64-96-96-64, fc 256) could go.
-    **{f"cifar towers, widths {'-'.join(map(str, w))}, fc 256":
-       (lambda w=w: build_alexnet("cifar", conv1_filters=w[0], conv_filters=w[1:], fc_units=256))
-       for w in ((32, 64, 96, 96, 64), (32, 64, 64, 64, 64), (32, 32, 64, 64, 64),
-                 (32, 64, 128, 128, 96))},
+    # Where the 0.75x widths (48-96-144-144-96, fc 384) were narrowed for the cpu recipe
+    # (conv1's and conv2's maps are the dearest, and tower widths that are multiples of 16 run
+    # fastest), and where the quick recipe's 0.5x widths (32-64-96-96-64, fc 256) could go.
+    **{f"cifar towers, widths {'-'.join(map(str, w))}, fc {fc}":
+       (lambda w=w, fc=fc: build_alexnet("cifar", conv1_filters=w[0], conv_filters=w[1:],
+                                         fc_units=fc))
+       for fc, widths in ((384, ((48, 96, 144, 144, 96), (48, 96, 128, 128, 96),
+                                 (32, 96, 144, 144, 96), (32, 96, 128, 128, 96),
+                                 (32, 64, 144, 144, 96), (32, 64, 128, 128, 96),
+                                 (32, 64, 128, 128, 128))),
+                          (256, ((32, 64, 96, 96, 64), (32, 64, 64, 64, 64),
+                                 (32, 32, 64, 64, 64), (32, 64, 128, 128, 96))))
+       for w in widths},
 }
 
 
